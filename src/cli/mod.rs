@@ -1,0 +1,1 @@
+//! Command-line front end: argument types and one module per subcommand.

@@ -1,0 +1,70 @@
+//! The library's one error type. Every message is one line, lowercase, and names the offending
+//! value in backticks; `exit_code` decides what the process returns (see the README).
+
+use std::path::Path;
+
+/// Process exit codes, documented in `--help` and the README.
+pub mod exit {
+    /// Everything worked.
+    pub const SUCCESS: i32 = 0;
+    /// Something failed that is not the caller's input: I/O, a service, a numerical breakdown.
+    pub const FAILURE: i32 = 1;
+    /// Bad input or usage: a malformed file, an invalid parameter, a mismatched model.
+    pub const BAD_INPUT: i32 = 2;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file whose content is not what its format requires.
+    #[error("`{path}`: {message}")]
+    Malformed { path: String, message: String },
+    /// A parameter, option or combination of them that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+    /// Data that is well formed but unusable for the requested computation
+    /// (too few trials, a single class, non-finite values).
+    #[error("{0}")]
+    Data(String),
+    /// The operating system refused a read or write.
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A numerical method that did not converge or met a singular matrix.
+    #[error("{0}")]
+    Numerical(String),
+}
+
+impl Error {
+    pub fn malformed(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        Error::Malformed {
+            path: path.as_ref().display().to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(action: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+
+    /// The exit code this error ends the process with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Malformed { .. } | Error::Invalid(_) | Error::Data(_) => exit::BAD_INPUT,
+            // A missing input file is the caller's mistake, not a failure of the machine.
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                exit::BAD_INPUT
+            }
+            Error::Io { .. } | Error::Numerical(_) => exit::FAILURE,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,1 @@
+//! Models: Common Spatial Patterns, SVMs, the fitted pipeline and its evaluation.

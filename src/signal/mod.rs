@@ -1,0 +1,5 @@
+//! Signals: recording formats, filters, epoching and synthetic data. Plain synchronous code.
+
+pub mod recording;
+
+pub use recording::{Event, Recording};
