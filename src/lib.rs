@@ -1,11 +1,16 @@
 //! bciops: the MLOps loop for EEG motor-imagery brain-computer interfaces in one binary.
 //!
-//! The library is split into a core that does no I/O beyond reading and writing files
-//! (`signal`, `model`) and the edges that the binary drives (`cli`).
+//! The core does no I/O beyond reading and writing files and knows nothing of the command
+//! line: `signal` (recording formats, filters, epoching, synthetic data), `model` (CSP, SVM,
+//! evaluation), `dataset` (the epochs dataset format). `preprocess` ties them into the step of
+//! the same name; `cli` is the binary's front end.
 
 pub mod cli;
+pub mod dataset;
 pub mod error;
+pub mod fsutil;
 pub mod model;
+pub mod preprocess;
 pub mod signal;
 
 pub use error::{Error, Result};

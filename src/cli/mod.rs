@@ -1,1 +1,97 @@
 //! Command-line front end: argument types and one module per subcommand.
+//!
+//! Each subcommand module turns raw flags into a validated configuration, calls the library and
+//! prints. Data and JSON go to stdout; progress, summaries and errors go to stderr.
+
+mod args;
+pub mod preprocess;
+mod progress;
+pub mod synth;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{exit, Error};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  failure (I/O, a service, a numerical breakdown)
+  2  bad input or usage (malformed file, invalid parameter, mismatched model)
+
+Every subcommand reads only its inputs and writes only its outputs, so each can be a pipeline step.";
+
+/// The MLOps loop for EEG motor-imagery brain-computer interfaces, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "bciops", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Hide progress bars (they are also hidden when stderr is not a terminal).
+    #[arg(short, long, global = true, env = "BCIOPS_QUIET")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a synthetic BCI Competition IV 2a-like dataset (GDF recordings + true labels).
+    #[command(after_help = AFTER_HELP)]
+    Synth(synth::SynthArgs),
+    /// Read recordings, band-pass them, cut trials and write an epochs dataset.
+    #[command(after_help = AFTER_HELP)]
+    Preprocess(preprocess::PreprocessArgs),
+}
+
+/// Global settings every subcommand sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub quiet: bool,
+}
+
+/// Parse the command line, run it, and turn the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let global = Global { quiet: cli.quiet };
+    let outcome = match cli.command {
+        Command::Synth(args) => synth::run(args, global),
+        Command::Preprocess(args) => preprocess::run(args, global),
+    };
+    match outcome {
+        Ok(()) => ExitCode::from(exit::SUCCESS as u8),
+        Err(e) => {
+            let code = exit_code(&e);
+            // A closed stdout (e.g. `| head`) is not worth an error message.
+            if !is_broken_pipe(&e) {
+                let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            } else {
+                return ExitCode::from(exit::SUCCESS as u8);
+            }
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+/// The exit code for an error chain: the library's own errors choose; anything else is a failure.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    e.chain()
+        .find_map(|cause| cause.downcast_ref::<Error>())
+        .map_or(exit::FAILURE, Error::exit_code)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,138 @@
+//! `bciops preprocess`: recordings → band-pass → trials → epochs dataset.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::{args, progress, Global};
+use crate::preprocess::{self, PreprocessConfig, Summary};
+use crate::signal::epochs::{default_event_map, EpochSpec};
+use crate::signal::filter::FilterMode;
+
+/// Read GDF recordings, band-pass the continuous signal, cut a window around every cue and
+/// write an epochs dataset (X.npy, y.npy, trials.csv, meta.json).
+///
+/// Evaluation sessions (cue 783) take their true labels from `<stem>.mat` (variable
+/// `classlabel`) or `<stem>.txt` beside the recording, or from `--labels DIR`.
+#[derive(Debug, Args)]
+pub struct PreprocessArgs {
+    /// Recordings (`.gdf`) or directories holding them.
+    #[arg(long, short, required = true, num_args = 1.., value_name = "PATH")]
+    pub input: Vec<PathBuf>,
+    /// Output dataset directory (replaced only once complete).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Subjects to take, e.g. `1,2` or `1-9` (default: all found; from names like `A01T`).
+    #[arg(long, value_parser = args::subjects)]
+    pub subjects: Option<Vec<u8>>,
+    /// Sessions to take, e.g. `T` or `T,E` (default: all found).
+    #[arg(long, value_parser = args::names)]
+    pub sessions: Option<Vec<String>>,
+    /// Classes to keep, in the order of their index in y.npy.
+    #[arg(long, default_value = "left,right", value_parser = args::names)]
+    pub classes: Vec<String>,
+    /// Pass band in Hz, `LOW,HIGH`.
+    #[arg(long, default_value = "8,30", value_parser = args::pair)]
+    pub band: (f64, f64),
+    /// Butterworth order N as in scipy's `butter(N, band)` (the band-pass has 2N poles).
+    #[arg(long, default_value_t = 4)]
+    pub order: usize,
+    /// Filter causally (like scipy `lfilter`, what the original pipeline did) instead of
+    /// zero-phase forward-backward (`sosfiltfilt`).
+    #[arg(long)]
+    pub causal: bool,
+    /// Window in seconds relative to the cue, `START,END` (end exclusive).
+    #[arg(long, default_value = "0,3", value_parser = args::pair)]
+    pub window: (f64, f64),
+    /// Channel labels to keep, as in the file (default: every EEG channel; EOG dropped).
+    #[arg(long, value_parser = args::names)]
+    pub channels: Option<Vec<String>>,
+    /// Cue event code → class name, e.g. `--event 769=left` (repeatable; replaces the default
+    /// map 769=left 770=right 771=feet 772=tongue when given).
+    #[arg(long = "event", value_name = "CODE=NAME", value_parser = args::event)]
+    pub events: Vec<(u16, String)>,
+    /// Keep trials the experts marked as rejected (event 1023).
+    #[arg(long)]
+    pub keep_rejected: bool,
+    /// Another directory to look for evaluation-session label files in.
+    #[arg(long, value_name = "DIR")]
+    pub labels: Vec<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
+    let events = if args.events.is_empty() {
+        default_event_map()
+    } else {
+        args.events.iter().cloned().collect::<BTreeMap<_, _>>()
+    };
+    let config = PreprocessConfig {
+        subjects: args
+            .subjects
+            .map(|s| s.into_iter().map(u32::from).collect()),
+        sessions: args.sessions,
+        band: args.band,
+        order: args.order,
+        mode: if args.causal {
+            FilterMode::Causal
+        } else {
+            FilterMode::ZeroPhase
+        },
+        epochs: EpochSpec {
+            events,
+            classes: args.classes,
+            tmin: args.window.0,
+            tmax: args.window.1,
+            keep_rejected: args.keep_rejected,
+        },
+        channels: args.channels,
+        labels_dirs: args.labels,
+    };
+    config.epochs.check()?;
+    let sources = preprocess::discover(&args.input, &config)?;
+    let bar = progress::bar(global, sources.len() as u64, "recordings");
+    let summary = preprocess::run(&sources, &config, &args.out, &mut |source, _| {
+        bar.set_message(source.path.display().to_string());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    print_summary(&summary);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}
+
+fn print_summary(s: &Summary) {
+    eprintln!(
+        "wrote {} trials × {} channels × {} samples ({} Hz) to {}",
+        s.trials, s.channels, s.samples, s.rate, s.out
+    );
+    eprintln!("{:<8} {:<8} {}", "subject", "session", s.classes.join("  "));
+    for (subject, sessions) in &s.counts {
+        for (session, classes) in sessions {
+            let counts: Vec<String> = s
+                .classes
+                .iter()
+                .map(|c| format!("{:>width$}", classes.get(c).copied().unwrap_or(0), width = c.len()))
+                .collect();
+            eprintln!("{subject:<8} {session:<8} {}", counts.join("  "));
+        }
+    }
+    let dropped: Vec<String> = s
+        .dropped
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect();
+    if !dropped.is_empty() {
+        eprintln!("dropped: {}", dropped.join(", "));
+    }
+    if s.gap_samples > 0 {
+        eprintln!("missing samples (gaps) found: {}", s.gap_samples);
+    }
+}

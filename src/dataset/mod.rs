@@ -1,0 +1,209 @@
+//! The epochs dataset: the contract between `preprocess` and every later step.
+//!
+//! A directory holding
+//! - `X.npy`: float32, trials × channels × samples, microvolts;
+//! - `y.npy`: int64 class index into `meta.json`'s `classes`;
+//! - `trials.csv`: per-trial provenance (subject, session, run, trial index, cue code, source);
+//! - `meta.json`: classes, channels, sampling rate, filter design, window, sources with sha256.
+//!
+//! NumPy reads `X.npy` and `y.npy` as they are; pandas reads `trials.csv`.
+
+pub mod npy;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use ndarray::{Array1, Array3};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Name of the format in `meta.json`, and its version; readers refuse other versions.
+pub const FORMAT: &str = "bciops-epochs";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The band-pass applied to the continuous recordings before cutting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterMeta {
+    /// Always `butterworth` for now.
+    pub kind: String,
+    /// scipy's `N` in `butter(N, band)`: the band-pass has 2N poles.
+    pub order: usize,
+    pub band: [f64; 2],
+    /// `zero-phase` (sosfiltfilt) or `causal` (sosfilt, like lfilter).
+    pub mode: String,
+    /// Second-order sections `[b0, b1, b2, a0, a1, a2]`, as scipy writes them.
+    pub sos: Vec<[f64; 6]>,
+}
+
+/// The window cut around each cue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowMeta {
+    /// Seconds relative to the cue; the end is exclusive.
+    pub tmin: f64,
+    pub tmax: f64,
+    pub samples: usize,
+}
+
+/// One recording that contributed trials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceMeta {
+    pub path: String,
+    pub sha256: String,
+    pub subject: u32,
+    pub session: String,
+    pub trials: usize,
+    /// The true-label file of an evaluation session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelsMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelsMeta {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format: String,
+    pub format_version: u32,
+    pub bciops_version: String,
+    pub classes: Vec<String>,
+    pub channels: Vec<String>,
+    /// Hz.
+    pub rate: f64,
+    pub unit: String,
+    pub n_trials: usize,
+    pub window: WindowMeta,
+    pub filter: FilterMeta,
+    /// Cue event code → class name used to cut.
+    pub events: BTreeMap<u16, String>,
+    pub keep_rejected: bool,
+    pub sources: Vec<SourceMeta>,
+    /// Trials left out, by reason.
+    pub dropped: BTreeMap<String, usize>,
+}
+
+/// Provenance of one trial (a row of `trials.csv`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialInfo {
+    pub subject: u32,
+    pub session: String,
+    pub run: usize,
+    /// 0-based index of the trial among its recording's cues.
+    pub trial: usize,
+    /// Cue code in the file (783 for evaluation trials).
+    pub event: u16,
+    /// Index into `sources`.
+    pub source: usize,
+}
+
+const TRIALS_HEADER: &str = "index,subject,session,run,trial,event,class,label,source";
+
+/// Renders `trials.csv`.
+pub fn trials_csv(trials: &[TrialInfo], y: &[i64], classes: &[String]) -> String {
+    let mut out = String::with_capacity(64 * trials.len() + 64);
+    out.push_str(TRIALS_HEADER);
+    out.push('\n');
+    for (i, (t, &label)) in trials.iter().zip(y).enumerate() {
+        let class = usize::try_from(label)
+            .ok()
+            .and_then(|l| classes.get(l))
+            .map_or("", String::as_str);
+        let _ = writeln!(
+            out,
+            "{i},{},{},{},{},{},{label},{class},{}",
+            t.subject, t.session, t.run, t.trial, t.event, t.source
+        );
+    }
+    out
+}
+
+fn parse_trials_csv(path: &Path, text: &str) -> Result<Vec<TrialInfo>> {
+    let mut lines = text.lines();
+    if lines.next() != Some(TRIALS_HEADER) {
+        return Err(Error::malformed(path, format!("first line is not `{TRIALS_HEADER}`")));
+    }
+    lines
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, line)| {
+            let bad = || Error::malformed(path, format!("line {} is not a trial row: `{line}`", i + 2));
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() != 9 {
+                return Err(bad());
+            }
+            Ok(TrialInfo {
+                subject: f[1].parse().map_err(|_| bad())?,
+                session: f[2].to_owned(),
+                run: f[3].parse().map_err(|_| bad())?,
+                trial: f[4].parse().map_err(|_| bad())?,
+                event: f[5].parse().map_err(|_| bad())?,
+                source: f[8].parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
+/// An epochs dataset loaded into memory.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub x: Array3<f32>,
+    pub y: Array1<i64>,
+    pub trials: Vec<TrialInfo>,
+    pub meta: Meta,
+}
+
+impl Dataset {
+    /// Loads a dataset directory and checks that its parts agree with each other.
+    pub fn load(dir: &Path) -> Result<Dataset> {
+        let meta_path = dir.join("meta.json");
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io("read", &meta_path, e))?;
+        let meta: Meta = serde_json::from_str(&text)
+            .map_err(|e| Error::malformed(&meta_path, format!("not a dataset description: {e}")))?;
+        if meta.format != FORMAT || meta.format_version != FORMAT_VERSION {
+            return Err(Error::malformed(
+                &meta_path,
+                format!(
+                    "format `{} {}` is not `{FORMAT} {FORMAT_VERSION}`",
+                    meta.format, meta.format_version
+                ),
+            ));
+        }
+        let x_path = dir.join("X.npy");
+        let x: Array3<f32> = ndarray_npy::read_npy(&x_path)
+            .map_err(|e| Error::malformed(&x_path, format!("not a float32 3-D array: {e}")))?;
+        let y_path = dir.join("y.npy");
+        let y: Array1<i64> = ndarray_npy::read_npy(&y_path)
+            .map_err(|e| Error::malformed(&y_path, format!("not an int64 1-D array: {e}")))?;
+        let t_path = dir.join("trials.csv");
+        let text = std::fs::read_to_string(&t_path).map_err(|e| Error::io("read", &t_path, e))?;
+        let trials = parse_trials_csv(&t_path, &text)?;
+
+        let (n, c, s) = x.dim();
+        let checks = [
+            (y.len() == n, format!("y.npy has {} trials, X.npy {n}", y.len())),
+            (trials.len() == n, format!("trials.csv has {} rows, X.npy {n} trials", trials.len())),
+            (meta.n_trials == n, format!("meta.json says {} trials, X.npy has {n}", meta.n_trials)),
+            (meta.channels.len() == c, format!("meta.json names {} channels, X.npy has {c}", meta.channels.len())),
+            (meta.window.samples == s, format!("meta.json says {} samples, X.npy has {s}", meta.window.samples)),
+        ];
+        if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
+            return Err(Error::malformed(dir, message));
+        }
+        if let Some((i, &label)) = y
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l < 0 || l as usize >= meta.classes.len())
+        {
+            return Err(Error::malformed(
+                &y_path,
+                format!("trial {i} has class index `{label}` but there are {} classes", meta.classes.len()),
+            ));
+        }
+        Ok(Dataset { x, y, trials, meta })
+    }
+}
