@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates (or reuses) a Python virtual environment with the packages listed in a requirements
+# file. Usage: scripts/setup-python.sh VENV_DIR REQUIREMENTS_FILE
+# A venv is reused only when it was built from an identical requirements file.
+set -euo pipefail
+venv=$1
+requirements=$2
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null || { echo "error: \`$python\` not found; install Python 3.10+" >&2; exit 1; }
+echo "setting up $venv from $requirements (one time)" >&2
+rm -rf "$venv"
+"$python" -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+echo "$want" > "$stamp"

@@ -1,0 +1,99 @@
+//! Shared helpers for the integration tests: run the real binary, find fixtures and Python.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A run of the `bciops` binary, fluent in the style of just's test builder.
+pub struct Run {
+    cmd: Command,
+}
+
+pub fn bciops<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bciops"));
+    cmd.args(args).env("NO_PROGRESS", "1");
+    Run { cmd }
+}
+
+/// What a finished run printed.
+pub struct Done {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn run(mut self) -> Done {
+        let Output { status, stdout, stderr } = self.cmd.output().expect("run bciops");
+        Done {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Runs and asserts exit code 0.
+    pub fn success(self) -> Done {
+        let done = self.run();
+        assert_eq!(done.code, 0, "stderr:\n{}\nstdout:\n{}", done.stderr, done.stdout);
+        done
+    }
+
+    /// Runs and asserts the exit code, and that stderr is one `error:` line holding `needle`.
+    pub fn fails(self, code: i32, needle: &str) -> Done {
+        let done = self.run();
+        assert_eq!(done.code, code, "stderr:\n{}", done.stderr);
+        assert!(done.stderr.contains(needle), "`{needle}` not in stderr:\n{}", done.stderr);
+        assert!(!done.stderr.contains("panicked"), "panic:\n{}", done.stderr);
+        done
+    }
+}
+
+/// The shared reference fixtures: `../shared/fixtures` beside the checkout, or
+/// `$BCIOPS_FIXTURES`. Missing fixtures fail the test: they are part of the project's contract.
+pub fn fixtures() -> PathBuf {
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    if beside.is_dir() {
+        return beside;
+    }
+    match std::env::var_os("BCIOPS_FIXTURES") {
+        Some(p) if Path::new(&p).is_dir() => PathBuf::from(p),
+        _ => panic!("reference fixtures not found: expected ../shared/fixtures or $BCIOPS_FIXTURES"),
+    }
+}
+
+/// A Python with NumPy, scipy and MNE (`$BCIOPS_PYTHON`, set by scripts/test.sh). Without it a
+/// test returns None and says so, except under CI, where the missing peer is a failure.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("BCIOPS_PYTHON") {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("BCIOPS_PYTHON is not set under CI: run the tests through scripts/test.sh")
+        }
+        None => {
+            eprintln!("skipping the Python cross-check: BCIOPS_PYTHON is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// Runs a Python snippet with `args` as `sys.argv[1:]`; returns stdout, panicking on failure.
+pub fn run_python(python: &Path, code: &str, args: &[&Path]) -> String {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .env("MNE_LOGGING_LEVEL", "ERROR")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
