@@ -30,7 +30,7 @@ read -r py_t py_m < <(measure python .venv-bench/bin/python scripts/bench/prepro
 import sys, numpy as np
 w = sys.argv[1]
 a, b = np.load(w + "/rs/X.npy"), np.load(w + "/py/X.npy")
-print(f"trials: bciops {a.shape[0]}, python {b.shape[0]} (python keeps rejected trials)")
+print(f"trials: bciops {a.shape[0]}, python {b.shape[0]}")
 PY
 echo "data: $files GDF files ($size), subjects $subjects; machine: $(nproc) cores, $(lscpu | sed -n 's/Model name: *//p')"
 printf "%-40s %8s s %8s MiB\n" "bciops preprocess" "$rs_t" "$rs_m"

@@ -1,6 +1,7 @@
 """The Python peer of `bciops preprocess`: MNE-Python reads each GDF, scipy band-passes the
 continuous EEG with sosfiltfilt, and trials are cut 0-3 s after every left/right cue, exactly
-what bciops does with its defaults. Usage: preprocess_mne.py RAW_DIR OUT_DIR"""
+what bciops does with its defaults
+(rejected trials, 1023, dropped). Usage: preprocess_mne.py RAW_DIR OUT_DIR"""
 import glob
 import os
 import sys
@@ -28,12 +29,17 @@ for path in sorted(glob.glob(os.path.join(raw_dir, "*.gdf"))):
     if os.path.exists(mat):
         labels = scipy.io.loadmat(mat)["classlabel"].ravel().astype(int)
     k = 0
+    start, rejected = None, set()
     for pos, _, i in events:
         c = code[i]
+        if c == 768:
+            start = pos
+        if c == 1023:
+            rejected.add(pos)
         if c == 783:
             c = 768 + labels[k]
             k += 1
-        if c in (769, 770):
+        if c in (769, 770) and start not in rejected:
             X.append(filt[:, pos : pos + 750].astype(np.float32))
             y.append(c - 769)
 np.save(os.path.join(out_dir, "X.npy"), np.stack(X))
