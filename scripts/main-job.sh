@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job on the embedded default, end to end: synthetic BCI IV 2a-like recordings →
+# epochs dataset. No service and no download. Outputs go to ./work (or $BCIOPS_WORK).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${BCIOPS_WORK:-work}
+cargo build --release --quiet
+bin=target/release/bciops
+$bin synth --out "$work/raw" --subjects 1-3
+$bin preprocess --input "$work/raw" --out "$work/epochs"
+echo "done: dataset in $work/epochs" >&2
