@@ -3,3 +3,5 @@
 pub mod cv;
 pub mod metrics;
 pub mod report;
+pub mod classifier;
+pub mod evaluate;

@@ -1,0 +1,168 @@
+//! Cross-validated evaluation of the CSP + SVM pipeline. CSP is fitted inside every fold, on
+//! that fold's training trials only; test trials never touch a fit.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ndarray::{ArrayView3, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::classifier::{self, CheckedParams};
+use crate::model::csp::{self, Csp, Scatter};
+use crate::model::cv::{self, Evaluation};
+use crate::model::metrics::Scores;
+
+/// One fold's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldResult {
+    pub fold: usize,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub accuracy: f64,
+    pub kappa: f64,
+    pub seconds: f64,
+}
+
+/// The outcome of an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluated {
+    pub evaluation: String,
+    pub seed: u64,
+    /// Mean over folds.
+    pub accuracy: f64,
+    pub kappa: f64,
+    pub folds: Vec<FoldResult>,
+    /// Every tested trial's prediction pooled (each trial once under k-fold).
+    pub pooled: Scores,
+    /// Pooled scores of each subject's tested trials.
+    pub per_subject: BTreeMap<u32, Scores>,
+    /// The prediction of each trial, where it was tested.
+    #[serde(skip)]
+    pub predictions: Vec<Option<usize>>,
+}
+
+/// What the evaluation needs to know of each trial besides its data and class.
+#[derive(Debug, Clone, Copy)]
+pub struct TrialMeta<'a> {
+    pub subjects: &'a [u32],
+    pub sessions: &'a [String],
+}
+
+/// Fits one fold from the per-trial scatters (computed once for all folds) and predicts its
+/// test trials.
+fn run_fold<T: csp::Sample + Sync>(
+    x: ArrayView3<T>,
+    y: &[usize],
+    scatters: &[Scatter],
+    n_classes: usize,
+    split: &cv::Split,
+    params: &CheckedParams,
+) -> Result<Vec<usize>> {
+    let classes = csp::class_scatters(n_classes, split.train.iter().map(|&i| (&scatters[i], y[i])))?;
+    let csp = Csp::fit_from_scatters(&classes, &params.csp)?;
+    let train_x = x.select(Axis(0), &split.train);
+    let train_y: Vec<usize> = split.train.iter().map(|&i| y[i]).collect();
+    let features = csp.transform(train_x.view())?;
+    let fitted = classifier::fit_on_features(csp, features, &train_y, params)?;
+    let test_x = x.select(Axis(0), &split.test);
+    fitted.predict(test_x.view())
+}
+
+/// Evaluates `params` on `x` (trials × channels × samples) with classes `y` (`0..n_classes`).
+/// Folds run in parallel over the machine's cores; `on_fold` is called as each finishes.
+pub fn evaluate<T: csp::Sample + Sync>(
+    x: ArrayView3<T>,
+    y: &[usize],
+    n_classes: usize,
+    meta: TrialMeta<'_>,
+    params: &CheckedParams,
+    evaluation: Evaluation,
+    seed: u64,
+    on_fold: &(dyn Fn(&FoldResult) + Sync),
+) -> Result<Evaluated> {
+    let n = x.len_of(Axis(0));
+    assert_eq!(y.len(), n, "labels and trials differ");
+    let splits = cv::splits(evaluation, y, meta.sessions, seed)?;
+    let scatters = csp::trial_scatters(x)?;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(splits.len());
+
+    let mut outcomes: Vec<Option<Result<(Vec<usize>, f64)>>> = (0..splits.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots = std::sync::Mutex::new(&mut outcomes);
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let f = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(split) = splits.get(f) else { break };
+                let start = Instant::now();
+                let out = run_fold(x, y, &scatters, n_classes, split, params)
+                    .map(|p| (p, start.elapsed().as_secs_f64()));
+                if let Ok((pred, secs)) = &out {
+                    let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
+                    let s = Scores::new(&truth, pred, n_classes);
+                    on_fold(&FoldResult {
+                        fold: f,
+                        n_train: split.train.len(),
+                        n_test: split.test.len(),
+                        accuracy: s.accuracy,
+                        kappa: s.kappa,
+                        seconds: *secs,
+                    });
+                }
+                if let Ok(mut slots) = slots.lock() {
+                    slots[f] = Some(out);
+                }
+            });
+        }
+    });
+
+    let mut predictions: Vec<Option<usize>> = vec![None; n];
+    let mut folds = Vec::with_capacity(splits.len());
+    for (f, (split, outcome)) in splits.iter().zip(outcomes).enumerate() {
+        let (pred, seconds) = outcome
+            .ok_or_else(|| Error::Numerical(format!("fold {f} did not finish")))?
+            .map_err(|e| match e {
+                Error::Data(m) => Error::Data(format!("fold {}: {m}", f + 1)),
+                other => other,
+            })?;
+        let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
+        let s = Scores::new(&truth, &pred, n_classes);
+        for (&i, &p) in split.test.iter().zip(&pred) {
+            predictions[i] = Some(p);
+        }
+        folds.push(FoldResult {
+            fold: f,
+            n_train: split.train.len(),
+            n_test: split.test.len(),
+            accuracy: s.accuracy,
+            kappa: s.kappa,
+            seconds,
+        });
+    }
+    let tested: Vec<usize> = (0..n).filter(|&i| predictions[i].is_some()).collect();
+    let truth: Vec<usize> = tested.iter().map(|&i| y[i]).collect();
+    let pred: Vec<usize> = tested.iter().filter_map(|&i| predictions[i]).collect();
+    let pooled = Scores::new(&truth, &pred, n_classes);
+    let mut per_subject = BTreeMap::new();
+    let mut subjects: Vec<u32> = tested.iter().map(|&i| meta.subjects[i]).collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    for s in subjects {
+        let idx: Vec<usize> = tested.iter().copied().filter(|&i| meta.subjects[i] == s).collect();
+        let t: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
+        let p: Vec<usize> = idx.iter().filter_map(|&i| predictions[i]).collect();
+        per_subject.insert(s, Scores::new(&t, &p, n_classes));
+    }
+    let k = folds.len() as f64;
+    Ok(Evaluated {
+        evaluation: evaluation.to_string(),
+        seed,
+        accuracy: folds.iter().map(|f| f.accuracy).sum::<f64>() / k,
+        kappa: folds.iter().map(|f| f.kappa).sum::<f64>() / k,
+        folds,
+        pooled,
+        per_subject,
+        predictions,
+    })
+}
