@@ -5,3 +5,4 @@ pub mod metrics;
 pub mod report;
 pub mod classifier;
 pub mod evaluate;
+pub mod artifact;

@@ -1,0 +1,235 @@
+//! The model directory: everything a later step (predict, registry, server) needs, verified on
+//! load.
+//!
+//! ```text
+//! MODEL_DIR/
+//!   MLmodel            MLflow's model description: a custom `bciops` flavor and the signature
+//!   model.json         the whole pipeline: preprocessing, CSP filters, scaling, SVM, classes
+//!   metrics.json       the evaluation (top-level `accuracy` and `kappa`)
+//!   report.html        confusion matrix, fold and subject scores, CSP patterns (optional)
+//!   checksums.sha256   sha256 of every other file, `sha256sum -c` format
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{FilterMeta, WindowMeta};
+use crate::error::{Error, Result};
+use crate::fsutil::{sha256_hex, StagedDir};
+use crate::model::classifier::{Fitted, ModelParams};
+
+pub const FORMAT: &str = "bciops-model";
+pub const FORMAT_VERSION: u32 = 1;
+pub const CHECKSUMS: &str = "checksums.sha256";
+pub const MODEL_FILE: &str = "model.json";
+
+/// What must be done to raw EEG before the model sees it: exactly what training did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessing {
+    pub channels: Vec<String>,
+    pub rate: f64,
+    pub filter: FilterMeta,
+    pub window: WindowMeta,
+    /// Cue code → class name the training data was cut with.
+    pub events: BTreeMap<u16, String>,
+}
+
+/// The dataset a model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    pub path: String,
+    /// sha256 over the dataset's `checksums` lines (X.npy, y.npy, trials.csv, meta.json).
+    pub sha256: String,
+    pub n_trials: usize,
+}
+
+/// `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format: String,
+    pub format_version: u32,
+    pub bciops_version: String,
+    pub classes: Vec<String>,
+    pub preprocessing: Preprocessing,
+    pub params: ModelParams,
+    pub seed: u64,
+    pub dataset: DatasetRef,
+    pub fitted: Fitted,
+}
+
+impl ModelFile {
+    /// Input shape of one trial: channels × samples.
+    pub fn trial_shape(&self) -> (usize, usize) {
+        (self.preprocessing.channels.len(), self.preprocessing.window.samples)
+    }
+}
+
+fn mlmodel(model: &ModelFile, created: &str) -> String {
+    let (c, s) = model.trial_shape();
+    let inputs = format!(
+        r#"[{{"type": "tensor", "tensor-spec": {{"dtype": "float32", "shape": [-1, {c}, {s}]}}}}]"#
+    );
+    let outputs = r#"[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]"#;
+    let mut y = String::new();
+    let _ = writeln!(y, "artifact_path: model");
+    let _ = writeln!(y, "flavors:");
+    let _ = writeln!(y, "  bciops:");
+    let _ = writeln!(y, "    bciops_version: {}", model.bciops_version);
+    let _ = writeln!(y, "    format: {FORMAT}");
+    let _ = writeln!(y, "    format_version: {FORMAT_VERSION}");
+    let _ = writeln!(y, "    model_file: {MODEL_FILE}");
+    let _ = writeln!(y, "    classes: [{}]", model.classes.iter().map(|c| format!("'{}'", c.replace('\'', "''"))).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(y, "    loader: bciops serve --model <this directory>");
+    let _ = writeln!(y, "model_size_bytes: null");
+    let _ = writeln!(y, "signature:");
+    let _ = writeln!(y, "  inputs: '{inputs}'");
+    let _ = writeln!(y, "  outputs: '{outputs}'");
+    let _ = writeln!(y, "  params: null");
+    let _ = writeln!(y, "utc_time_created: '{created}'");
+    y
+}
+
+/// UTC now as `YYYY-MM-DD HH:MM:SS.ffffff`, MLflow's style, without a date crate.
+pub fn utc_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
+
+/// Writes the model directory at `dir` (replacing an older one only when complete).
+pub fn save(dir: &Path, model: &ModelFile, metrics: &serde_json::Value, report_html: Option<&str>) -> Result<()> {
+    let staged = StagedDir::new(dir)?;
+    let json = |v: &dyn erased::Json| v.pretty();
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
+        ("MLmodel", mlmodel(model, &utc_now()).into_bytes()),
+        (MODEL_FILE, json(model)?.into_bytes()),
+        ("metrics.json", json(metrics)?.into_bytes()),
+    ];
+    if let Some(html) = report_html {
+        files.push(("report.html", html.as_bytes().to_vec()));
+    }
+    let mut sums = String::new();
+    for (name, bytes) in &files {
+        let path = staged.path().join(name);
+        std::fs::write(&path, bytes).map_err(|e| Error::io("write", &path, e))?;
+        let _ = writeln!(sums, "{}  {name}", sha256_hex(bytes));
+    }
+    let path = staged.path().join(CHECKSUMS);
+    std::fs::write(&path, sums).map_err(|e| Error::io("write", &path, e))?;
+    staged.commit()
+}
+
+mod erased {
+    use crate::error::{Error, Result};
+    /// Pretty JSON for any serializable value, behind one object-safe method.
+    pub trait Json {
+        fn pretty(&self) -> Result<String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn pretty(&self) -> Result<String> {
+            serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(format!("cannot encode json: {e}")))
+        }
+    }
+}
+
+/// Loads and verifies a model directory: every file in `checksums.sha256` must match, the
+/// format must be one this build reads, and the fitted parts must agree with each other.
+pub fn load(dir: &Path) -> Result<ModelFile> {
+    let sums_path = dir.join(CHECKSUMS);
+    let sums = std::fs::read_to_string(&sums_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::malformed(dir, format!("not a bciops model directory (no `{CHECKSUMS}`)"))
+        } else {
+            Error::io("read", &sums_path, e)
+        }
+    })?;
+    let mut listed = Vec::new();
+    for (i, line) in sums.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let (digest, name) = line
+            .split_once("  ")
+            .ok_or_else(|| Error::malformed(&sums_path, format!("line {} is not `SHA256  NAME`", i + 1)))?;
+        if name.contains('/') || name.contains("..") {
+            return Err(Error::malformed(&sums_path, format!("line {} names `{name}` outside the model", i + 1)));
+        }
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        if sha256_hex(&bytes) != digest {
+            return Err(Error::malformed(
+                &path,
+                "checksum mismatch: the file was changed after the model was written",
+            ));
+        }
+        listed.push(name.to_owned());
+    }
+    for required in ["MLmodel", MODEL_FILE] {
+        if !listed.iter().any(|n| n == required) {
+            return Err(Error::malformed(&sums_path, format!("does not list `{required}`")));
+        }
+    }
+    let path = dir.join(MODEL_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+    let model: ModelFile = serde_json::from_str(&text)
+        .map_err(|e| Error::malformed(&path, format!("not a bciops model: {e}")))?;
+    if model.format != FORMAT || model.format_version != FORMAT_VERSION {
+        return Err(Error::malformed(
+            &path,
+            format!(
+                "format `{} {}` is not `{FORMAT} {FORMAT_VERSION}` (written by bciops {})",
+                model.format, model.format_version, model.bciops_version
+            ),
+        ));
+    }
+    model.fitted.svm.validate().map_err(|e| Error::malformed(&path, e.to_string()))?;
+    let (c, _) = model.trial_shape();
+    if model.fitted.csp.n_channels() != c {
+        return Err(Error::malformed(
+            &path,
+            format!("csp filters take {} channels but the model names {c}", model.fitted.csp.n_channels()),
+        ));
+    }
+    if model.fitted.csp.n_features() != model.fitted.svm.n_features {
+        return Err(Error::malformed(
+            &path,
+            format!(
+                "csp gives {} features but the svm takes {}",
+                model.fitted.csp.n_features(),
+                model.fitted.svm.n_features
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_now_is_well_formed() {
+        let t = utc_now();
+        assert_eq!(t.len(), 26, "{t}");
+        assert!(t.starts_with("20"), "{t}");
+    }
+}
