@@ -121,11 +121,10 @@ pub fn utc_now() -> String {
 /// Writes the model directory at `dir` (replacing an older one only when complete).
 pub fn save(dir: &Path, model: &ModelFile, metrics: &serde_json::Value, report_html: Option<&str>) -> Result<()> {
     let staged = StagedDir::new(dir)?;
-    let json = |v: &dyn erased::Json| v.pretty();
     let mut files: Vec<(&str, Vec<u8>)> = vec![
         ("MLmodel", mlmodel(model, &utc_now()).into_bytes()),
-        (MODEL_FILE, json(model)?.into_bytes()),
-        ("metrics.json", json(metrics)?.into_bytes()),
+        (MODEL_FILE, pretty(model)?.into_bytes()),
+        ("metrics.json", pretty(metrics)?.into_bytes()),
     ];
     if let Some(html) = report_html {
         files.push(("report.html", html.as_bytes().to_vec()));
@@ -141,17 +140,9 @@ pub fn save(dir: &Path, model: &ModelFile, metrics: &serde_json::Value, report_h
     staged.commit()
 }
 
-mod erased {
-    use crate::error::{Error, Result};
-    /// Pretty JSON for any serializable value, behind one object-safe method.
-    pub trait Json {
-        fn pretty(&self) -> Result<String>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn pretty(&self) -> Result<String> {
-            serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(format!("cannot encode json: {e}")))
-        }
-    }
+/// Pretty JSON of any serializable value.
+fn pretty<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::Invalid(format!("cannot encode json: {e}")))
 }
 
 /// Loads and verifies a model directory: every file in `checksums.sha256` must match, the
