@@ -14,3 +14,4 @@ pub mod preprocess;
 pub mod signal;
 
 pub use error::{Error, Result};
+pub mod train;
