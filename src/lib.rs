@@ -15,3 +15,4 @@ pub mod signal;
 
 pub use error::{Error, Result};
 pub mod train;
+pub mod predict;

@@ -4,9 +4,11 @@
 //! prints. Data and JSON go to stdout; progress, summaries and errors go to stderr.
 
 mod args;
+pub mod predict;
 pub mod preprocess;
 mod progress;
 pub mod synth;
+pub mod train;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,6 +45,12 @@ pub enum Command {
     /// Read recordings, band-pass them, cut trials and write an epochs dataset.
     #[command(after_help = AFTER_HELP)]
     Preprocess(preprocess::PreprocessArgs),
+    /// Train and evaluate CSP + SVM on an epochs dataset; write a verified model directory.
+    #[command(after_help = AFTER_HELP)]
+    Train(train::TrainArgs),
+    /// Apply a model to an epochs dataset or raw recordings.
+    #[command(after_help = AFTER_HELP)]
+    Predict(predict::PredictArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -65,6 +73,8 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Synth(args) => synth::run(args, global),
         Command::Preprocess(args) => preprocess::run(args, global),
+        Command::Train(args) => train::run(args, global),
+        Command::Predict(args) => predict::run(args, global),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::SUCCESS as u8),

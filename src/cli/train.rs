@@ -1,0 +1,181 @@
+//! `bciops train`: an epochs dataset → an evaluated CSP + SVM model directory.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::{progress, Global};
+use crate::model::classifier::{ModelParams, ShrinkageSpec};
+use crate::model::cv::Evaluation;
+use crate::model::svm::{Gamma, Kernel, Multiclass};
+use crate::train::{self, Metrics, TrainConfig};
+use crate::Error;
+
+/// Train CSP + SVM on an epochs dataset, evaluate it honestly (CSP is fitted inside every fold),
+/// and write a model directory: MLmodel, model.json, metrics.json, report.html, checksums.
+///
+/// Hyper-parameters come from the defaults (MNE `CSP()`, scikit-learn `SVC()`), then a
+/// `--params` file (e.g. a sweep's `best.json`), then these flags: later wins.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Epochs dataset directory (from `bciops preprocess`).
+    #[arg(long, short, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Output model directory (replaced only once complete).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// JSON file of hyper-parameters (flat, or under a `params` key as `best.json` has them).
+    #[arg(long, value_name = "FILE")]
+    pub params: Option<PathBuf>,
+    /// Evaluation: stratified k-fold `cv:K`, random hold-out `holdout:F`, or `session`
+    /// (fit on session T, test on E: the competition protocol).
+    #[arg(long = "eval", default_value = "cv:5", value_parser = |s: &str| s.parse::<Evaluation>().map_err(|e| e.to_string()))]
+    pub evaluation: Evaluation,
+    /// Seed of every random choice (folds, hold-out); recorded in the model.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// CSP components kept (features).
+    #[arg(long)]
+    pub n_components: Option<usize>,
+    /// Log-variance CSP features (default).
+    #[arg(long, overrides_with = "no_log")]
+    pub log: bool,
+    /// Plain variance features instead of log-variance.
+    #[arg(long, overrides_with = "log")]
+    pub no_log: bool,
+    /// Normalise each class covariance by its trace.
+    #[arg(long)]
+    pub norm_trace: bool,
+    /// Covariance shrinkage: `none`, `auto` (Ledoit-Wolf) or a number in 0..1.
+    #[arg(long, value_parser = |s: &str| s.parse::<ShrinkageSpec>().map_err(|e| e.to_string()))]
+    pub shrinkage: Option<ShrinkageSpec>,
+    /// Standardise CSP features before the SVM.
+    #[arg(long)]
+    pub standardize: bool,
+    /// SVM kernel: linear, rbf, poly, sigmoid.
+    #[arg(long, value_parser = |s: &str| s.parse::<Kernel>().map_err(|e| e.to_string()))]
+    pub kernel: Option<Kernel>,
+    /// SVM regularisation C (> 0).
+    #[arg(long)]
+    pub c: Option<f64>,
+    /// Kernel coefficient: `scale`, `auto` or a positive number (as scikit-learn).
+    #[arg(long, value_parser = |s: &str| s.parse::<Gamma>().map_err(|e| e.to_string()))]
+    pub gamma: Option<Gamma>,
+    /// Polynomial kernel degree.
+    #[arg(long)]
+    pub degree: Option<u32>,
+    /// Independent term of the poly and sigmoid kernels.
+    #[arg(long)]
+    pub coef0: Option<f64>,
+    /// More than two classes: `ovo` (one-vs-one, as SVC) or `ovr`.
+    #[arg(long, value_parser = |s: &str| s.parse::<Multiclass>().map_err(|e| e.to_string()))]
+    pub multiclass: Option<Multiclass>,
+    /// Fit Platt scaling so `predict --proba` can give class probabilities.
+    #[arg(long)]
+    pub probability: bool,
+    /// Do not write report.html.
+    #[arg(long)]
+    pub no_report: bool,
+    /// Print metrics.json on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads a `--params` file: a flat object, or one with the parameters under `params`.
+pub fn read_params(path: &std::path::Path) -> Result<ModelParams, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::malformed(path, format!("not JSON: {e}")))?;
+    let inner = match value.get("params") {
+        Some(p) if p.is_object() => p.clone(),
+        _ => value,
+    };
+    serde_json::from_value(inner).map_err(|e| Error::malformed(path, format!("bad parameters: {e}")))
+}
+
+impl TrainArgs {
+    fn model_params(&self) -> Result<ModelParams, Error> {
+        let mut p = match &self.params {
+            Some(path) => read_params(path)?,
+            None => ModelParams::default(),
+        };
+        if let Some(v) = self.n_components {
+            p.n_components = v;
+        }
+        if self.log {
+            p.log = true;
+        }
+        if self.no_log {
+            p.log = false;
+        }
+        p.norm_trace |= self.norm_trace;
+        if let Some(v) = self.shrinkage {
+            p.shrinkage = v;
+        }
+        p.standardize |= self.standardize;
+        if let Some(v) = self.kernel {
+            p.kernel = v;
+        }
+        if let Some(v) = self.c {
+            p.c = v;
+        }
+        if let Some(v) = self.gamma {
+            p.gamma = v;
+        }
+        if let Some(v) = self.degree {
+            p.degree = v;
+        }
+        if let Some(v) = self.coef0 {
+            p.coef0 = v;
+        }
+        if let Some(v) = self.multiclass {
+            p.multiclass = v;
+        }
+        p.probability |= self.probability;
+        Ok(p)
+    }
+}
+
+pub fn run(args: TrainArgs, global: Global) -> Result<()> {
+    let config = TrainConfig {
+        params: args.model_params()?,
+        evaluation: args.evaluation,
+        seed: args.seed,
+        report: !args.no_report,
+    };
+    let folds = match args.evaluation {
+        Evaluation::KFold(k) => k as u64,
+        _ => 1,
+    };
+    let bar = progress::bar(global, folds, "folds");
+    let metrics = train::run(&args.data, &args.out, &config, &|f| {
+        bar.set_message(format!("fold {} accuracy {:.1} %", f.fold + 1, f.accuracy * 100.0));
+        bar.inc(1);
+    })
+    .with_context(|| format!("training on `{}` failed", args.data.display()))?;
+    bar.finish_and_clear();
+    print_summary(&metrics, &args.out);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    }
+    Ok(())
+}
+
+fn print_summary(m: &Metrics, out: &std::path::Path) {
+    eprintln!(
+        "{}: accuracy {:.1} % (kappa {:.3}) over {} fold(s) of {} trials; model written to {}",
+        m.evaluation,
+        m.accuracy * 100.0,
+        m.kappa,
+        m.folds.len(),
+        m.n_trials,
+        out.display()
+    );
+    if m.subjects.len() > 1 {
+        for (s, sc) in &m.subjects {
+            eprintln!("  subject {s:>3}: accuracy {:5.1} %  kappa {:6.3}  ({} trials)", sc.accuracy * 100.0, sc.kappa, sc.n);
+        }
+    }
+    eprintln!("  evaluation {:.2} s, final fit {:.2} s", m.evaluation_seconds, m.fit_seconds);
+}
