@@ -1,5 +1,7 @@
 //! Signals: recording formats, filters, epoching and synthetic data. Plain synchronous code.
 
+pub(crate) mod atomic;
+pub mod gdf;
 pub mod recording;
 
 pub use recording::{Event, Recording};
