@@ -2,6 +2,8 @@
 
 pub(crate) mod atomic;
 pub mod gdf;
+pub mod labels;
+pub mod mat;
 pub mod recording;
 
 pub use recording::{Event, Recording};
