@@ -1,7 +1,10 @@
 //! Writing files and directories so that a reader never sees half of one: everything is
 //! written under a temporary name beside its destination and renamed into place.
 
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -71,18 +74,34 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename (parents are created).
+/// Distinguishes temporary names of concurrent writes from the same process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, flushed to disk,
+/// and a rename (atomic on one filesystem). Parent directories are created.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = parent_of(path);
     std::fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Invalid(format!("`{}` is not a file name", path.display())))?;
-    let tmp = parent.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
+    let file_name = path.file_name().ok_or_else(|| {
+        Error::Invalid(format!("output path `{}` has no file name", path.display()))
+    })?;
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}-{n}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = File::create_new(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("write", &tmp, e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::io("rename into", path, e)
+        Error::io("rename into place", path, e)
     })
 }
 
@@ -126,7 +145,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let p = root.path().join("x/y.txt");
         write_atomic(&p, b"abc").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"abc");
+        write_atomic(&p, b"abcd").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"abcd");
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("y.txt")], "no temporary file is left");
         // sha256("abc"), FIPS 180-2 test vector
         assert_eq!(
             sha256_hex(b"abc"),

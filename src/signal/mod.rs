@@ -1,6 +1,9 @@
 //! Signals: recording formats, filters, epoching and synthetic data. Plain synchronous code.
 
 pub mod epochs;
+pub mod gdf;
+pub mod labels;
+pub mod mat;
 pub mod recording;
 
 pub use recording::{Event, Recording};
