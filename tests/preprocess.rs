@@ -168,8 +168,9 @@ fn both_gdf_writers_give_the_same_epochs() {
     }
     assert_eq!(outputs[0].dim(), outputs[1].dim());
     let worst = outputs[0].iter().zip(outputs[1].iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    // Both hold the same int16 samples, so the epochs agree to float32 rounding.
-    assert!(worst < 1e-3, "{worst}");
+    // biosig re-quantised libGDF's samples (they differ by up to one int16 count, 0.003 µV, as
+    // measured with NumPy on the raw values), and the filter's gain is at most 1.
+    assert!(worst < 0.01, "{worst}");
 }
 
 #[test]
