@@ -145,8 +145,21 @@ pub fn run(
         .report
         .then(|| report_of(&model, &metrics).to_html());
     let metrics_json = serde_json::to_value(&metrics).map_err(|e| Error::Invalid(e.to_string()))?;
-    artifact::save(out, &model, &metrics_json, report.as_deref())?;
+    let extra = [("cv_predictions.csv", cv_predictions_csv(&evaluated, &y))];
+    artifact::save(out, &model, &metrics_json, report.as_deref(), &extra)?;
     Ok(metrics)
+}
+
+/// Each tested trial's fold, truth and prediction: for error analysis, and so a peer
+/// implementation can be run on exactly the same folds.
+fn cv_predictions_csv(e: &Evaluated, y: &[usize]) -> String {
+    let mut out = String::from("index,fold,true,predicted\n");
+    for (i, (fold, pred)) in e.fold_of.iter().zip(&e.predictions).enumerate() {
+        if let (Some(f), Some(p)) = (fold, pred) {
+            out.push_str(&format!("{i},{f},{},{p}\n", y[i]));
+        }
+    }
+    out
 }
 
 fn metrics_of(e: &Evaluated, classes: &[String], n: usize, evaluation_seconds: f64, fit_seconds: f64) -> Metrics {

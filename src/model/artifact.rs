@@ -7,6 +7,7 @@
 //!   model.json         the whole pipeline: preprocessing, CSP filters, scaling, SVM, classes
 //!   metrics.json       the evaluation (top-level `accuracy` and `kappa`)
 //!   report.html        confusion matrix, fold and subject scores, CSP patterns (optional)
+//!   cv_predictions.csv each evaluated trial's fold, true and predicted class
 //!   checksums.sha256   sha256 of every other file, `sha256sum -c` format
 //! ```
 
@@ -119,7 +120,14 @@ pub fn utc_now() -> String {
 }
 
 /// Writes the model directory at `dir` (replacing an older one only when complete).
-pub fn save(dir: &Path, model: &ModelFile, metrics: &serde_json::Value, report_html: Option<&str>) -> Result<()> {
+/// `extra` files (name, text) are written beside the others and covered by the checksums.
+pub fn save(
+    dir: &Path,
+    model: &ModelFile,
+    metrics: &serde_json::Value,
+    report_html: Option<&str>,
+    extra: &[(&str, String)],
+) -> Result<()> {
     let staged = StagedDir::new(dir)?;
     let mut files: Vec<(&str, Vec<u8>)> = vec![
         ("MLmodel", mlmodel(model, &utc_now()).into_bytes()),
@@ -128,6 +136,9 @@ pub fn save(dir: &Path, model: &ModelFile, metrics: &serde_json::Value, report_h
     ];
     if let Some(html) = report_html {
         files.push(("report.html", html.as_bytes().to_vec()));
+    }
+    for (name, text) in extra {
+        files.push((name, text.as_bytes().to_vec()));
     }
     let mut sums = String::new();
     for (name, bytes) in &files {

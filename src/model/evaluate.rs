@@ -40,6 +40,9 @@ pub struct Evaluated {
     /// The prediction of each trial, where it was tested.
     #[serde(skip)]
     pub predictions: Vec<Option<usize>>,
+    /// The fold that tested each trial.
+    #[serde(skip)]
+    pub fold_of: Vec<Option<usize>>,
 }
 
 /// What the evaluation needs to know of each trial besides its data and class.
@@ -118,6 +121,7 @@ pub fn evaluate<T: csp::Sample + Sync>(
     });
 
     let mut predictions: Vec<Option<usize>> = vec![None; n];
+    let mut fold_of: Vec<Option<usize>> = vec![None; n];
     let mut folds = Vec::with_capacity(splits.len());
     for (f, (split, outcome)) in splits.iter().zip(outcomes).enumerate() {
         let (pred, seconds) = outcome
@@ -130,6 +134,7 @@ pub fn evaluate<T: csp::Sample + Sync>(
         let s = Scores::new(&truth, &pred, n_classes);
         for (&i, &p) in split.test.iter().zip(&pred) {
             predictions[i] = Some(p);
+            fold_of[i] = Some(f);
         }
         folds.push(FoldResult {
             fold: f,
@@ -164,5 +169,6 @@ pub fn evaluate<T: csp::Sample + Sync>(
         pooled,
         per_subject,
         predictions,
+        fold_of,
     })
 }
