@@ -1,8 +1,10 @@
 //! Models: Common Spatial Patterns, SVMs, the fitted pipeline and its evaluation.
 
+pub mod artifact;
+pub mod classifier;
+pub mod csp;
 pub mod cv;
+pub mod evaluate;
+pub mod linalg;
 pub mod metrics;
 pub mod report;
-pub mod classifier;
-pub mod evaluate;
-pub mod artifact;
