@@ -1,6 +1,7 @@
 //! Signals: recording formats, filters, epoching and synthetic data. Plain synchronous code.
 
 pub mod epochs;
+pub mod filter;
 pub mod gdf;
 pub mod labels;
 pub mod mat;
