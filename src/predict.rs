@@ -67,6 +67,8 @@ pub fn check_compatible(model: &ModelFile, data: &Dataset, name: &str) -> Result
             m.window.samples, p.window.samples
         )));
     }
+    // Whether trials were filtered one by one or cut from a filtered recording is allowed to
+    // differ: that is exactly the train/serve difference worth measuring.
     let (a, b) = (&m.filter, &p.filter);
     if a.order != b.order || a.band != b.band || a.mode != b.mode {
         return Err(Error::Data(format!(
@@ -97,6 +99,7 @@ fn preprocess_for(model: &ModelFile, inputs: &[PathBuf]) -> Result<(Dataset, Tem
         },
         channels: Some(p.channels.clone()),
         labels_dirs: Vec::new(),
+        per_trial: p.filter.per_trial,
     };
     let sources = preprocess::discover(inputs, &config)?;
     let tmp = TempDir::new()?;

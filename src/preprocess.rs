@@ -34,6 +34,9 @@ pub struct PreprocessConfig {
     pub channels: Option<Vec<String>>,
     /// Extra directories searched for evaluation-session label files.
     pub labels_dirs: Vec<PathBuf>,
+    /// Filter each cut window on its own (as a server sees one raw trial) instead of the
+    /// continuous recording.
+    pub per_trial: bool,
 }
 
 /// A recording to read, with what its name says about it.
@@ -262,7 +265,9 @@ pub fn run(
         )?;
         drop(rec.data);
 
-        filter_rows_parallel(&sos, config.mode, &mut data)?;
+        if !config.per_trial {
+            filter_rows_parallel(&sos, config.mode, &mut data)?;
+        }
 
         let window = config.epochs.window_samples(rate);
         let w = match &mut writer {
@@ -274,8 +279,14 @@ pub fn run(
         };
         let source_index = source_meta.len();
         for t in &located.trials {
-            let cut = data.slice(ndarray::s![.., t.start..t.start + window]);
-            w.push(cut.iter().copied())?;
+            let cut = data.slice_axis(Axis(1), ndarray::Slice::from(t.start..t.start + window));
+            if config.per_trial {
+                let mut trial = cut.to_owned();
+                filter::filter_rows(&sos, config.mode, &mut trial)?;
+                w.push(trial.iter().copied())?;
+            } else {
+                w.push(cut.iter().copied())?;
+            }
             y.push(t.class as i64);
             trials.push(TrialInfo {
                 subject: source.subject,
@@ -353,6 +364,7 @@ pub fn run(
             order: config.order,
             band: [config.band.0, config.band.1],
             mode: config.mode.to_string(),
+            per_trial: config.per_trial,
             sos,
         },
         events: config.epochs.events.clone(),

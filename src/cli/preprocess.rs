@@ -43,6 +43,11 @@ pub struct PreprocessArgs {
     /// zero-phase forward-backward (`sosfiltfilt`).
     #[arg(long)]
     pub causal: bool,
+    /// Filter each cut trial on its own instead of the continuous recording: what a server
+    /// that receives one raw trial at a time does, so a model trained this way sees in training
+    /// exactly what it sees in service.
+    #[arg(long)]
+    pub filter_per_trial: bool,
     /// Window in seconds relative to the cue, `START,END` (end exclusive).
     #[arg(long, default_value = "0,3", value_parser = args::pair)]
     pub window: (f64, f64),
@@ -91,6 +96,7 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
         },
         channels: args.channels,
         labels_dirs: args.labels,
+        per_trial: args.filter_per_trial,
     };
     config.epochs.check()?;
     let sources = preprocess::discover(&args.input, &config)?;

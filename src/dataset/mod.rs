@@ -33,6 +33,10 @@ pub struct FilterMeta {
     pub band: [f64; 2],
     /// `zero-phase` (sosfiltfilt) or `causal` (sosfilt, like lfilter).
     pub mode: String,
+    /// Each trial's window was filtered on its own rather than cut from the filtered
+    /// recording (how a server that sees one raw trial at a time filters).
+    #[serde(default)]
+    pub per_trial: bool,
     /// Second-order sections `[b0, b1, b2, a0, a1, a2]`, as scipy writes them.
     pub sos: Vec<[f64; 6]>,
 }
