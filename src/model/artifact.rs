@@ -21,6 +21,7 @@ use crate::dataset::{FilterMeta, WindowMeta};
 use crate::error::{Error, Result};
 use crate::fsutil::{sha256_hex, StagedDir};
 use crate::model::classifier::{Fitted, ModelParams};
+use crate::signal::filter::{self, FilterMode};
 
 pub const FORMAT: &str = "bciops-model";
 pub const FORMAT_VERSION: u32 = 1;
@@ -65,6 +66,26 @@ impl ModelFile {
     /// Input shape of one trial: channels × samples.
     pub fn trial_shape(&self) -> (usize, usize) {
         (self.preprocessing.channels.len(), self.preprocessing.window.samples)
+    }
+
+    /// Classifies one raw (unfiltered) trial, channels × samples in µV: the model's band-pass
+    /// is applied to the trial alone, then CSP and the SVM. This is what a server does.
+    pub fn predict_raw_trial(&self, trial: ndarray::ArrayView2<f64>) -> Result<usize> {
+        let (c, s) = self.trial_shape();
+        if trial.dim() != (c, s) {
+            return Err(Error::Data(format!(
+                "a trial of {} × {} does not fit the model's {c} channels × {s} samples",
+                trial.nrows(),
+                trial.ncols()
+            )));
+        }
+        if trial.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Data("the trial holds a non-finite value".into()));
+        }
+        let mode: FilterMode = self.preprocessing.filter.mode.parse()?;
+        let mut filtered = trial.to_owned();
+        filter::filter_rows(&self.preprocessing.filter.sos, mode, &mut filtered)?;
+        self.fitted.predict_trial(filtered.view())
     }
 }
 
