@@ -1,5 +1,19 @@
 //! Parsers for the small value syntaxes flags share: lists, ranges and pairs.
 
+/// A list flag's value (a newtype, so clap takes `1,2` as one value rather than many flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct List<T>(pub Vec<T>);
+
+/// `--subjects` as a clap value parser.
+pub fn subject_list(s: &str) -> Result<List<u8>, String> {
+    subjects(s).map(List)
+}
+
+/// `--classes`, `--channels`, `--sessions` as a clap value parser.
+pub fn name_list(s: &str) -> Result<List<String>, String> {
+    names(s).map(List)
+}
+
 /// Parses `1,2,5` or `1-9` or `1-3,7` into a sorted, de-duplicated list of subject numbers.
 pub fn subjects(s: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();

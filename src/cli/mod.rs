@@ -91,6 +91,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes data to stdout. Unlike `println!`, a closed pipe (`bciops … | head`) is an error
+/// the caller returns, which `main` treats as success, instead of a panic.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
 /// The exit code for an error chain: the library's own errors choose; anything else is a failure.
 fn exit_code(e: &anyhow::Error) -> i32 {
     e.chain()

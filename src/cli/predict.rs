@@ -50,11 +50,9 @@ pub fn run(args: PredictArgs, _global: Global) -> Result<()> {
         _ => eprintln!("{} trials predicted", p.n),
     }
     if args.json {
-        println!("{json}");
+        super::emit(&json)?;
     } else if args.out.is_none() {
-        for label in &p.labels {
-            println!("{label}");
-        }
+        super::emit(&p.labels.join("\n"))?;
     }
     Ok(())
 }

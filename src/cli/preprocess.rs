@@ -25,14 +25,14 @@ pub struct PreprocessArgs {
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
     /// Subjects to take, e.g. `1,2` or `1-9` (default: all found; from names like `A01T`).
-    #[arg(long, value_parser = args::subjects)]
-    pub subjects: Option<Vec<u8>>,
+    #[arg(long, value_parser = args::subject_list)]
+    pub subjects: Option<args::List<u8>>,
     /// Sessions to take, e.g. `T` or `T,E` (default: all found).
-    #[arg(long, value_parser = args::names)]
-    pub sessions: Option<Vec<String>>,
+    #[arg(long, value_parser = args::name_list)]
+    pub sessions: Option<args::List<String>>,
     /// Classes to keep, in the order of their index in y.npy.
-    #[arg(long, default_value = "left,right", value_parser = args::names)]
-    pub classes: Vec<String>,
+    #[arg(long, default_value = "left,right", value_parser = args::name_list)]
+    pub classes: args::List<String>,
     /// Pass band in Hz, `LOW,HIGH`.
     #[arg(long, default_value = "8,30", value_parser = args::pair)]
     pub band: (f64, f64),
@@ -52,8 +52,8 @@ pub struct PreprocessArgs {
     #[arg(long, default_value = "0,3", value_parser = args::pair)]
     pub window: (f64, f64),
     /// Channel labels to keep, as in the file (default: every EEG channel; EOG dropped).
-    #[arg(long, value_parser = args::names)]
-    pub channels: Option<Vec<String>>,
+    #[arg(long, value_parser = args::name_list)]
+    pub channels: Option<args::List<String>>,
     /// Cue event code → class name, e.g. `--event 769=left` (repeatable; replaces the default
     /// map 769=left 770=right 771=feet 772=tongue when given).
     #[arg(long = "event", value_name = "CODE=NAME", value_parser = args::event)]
@@ -78,8 +78,8 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
     let config = PreprocessConfig {
         subjects: args
             .subjects
-            .map(|s| s.into_iter().map(u32::from).collect()),
-        sessions: args.sessions,
+            .map(|s| s.0.into_iter().map(u32::from).collect()),
+        sessions: args.sessions.map(|s| s.0),
         band: args.band,
         order: args.order,
         mode: if args.causal {
@@ -89,12 +89,12 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
         },
         epochs: EpochSpec {
             events,
-            classes: args.classes,
+            classes: args.classes.0,
             tmin: args.window.0,
             tmax: args.window.1,
             keep_rejected: args.keep_rejected,
         },
-        channels: args.channels,
+        channels: args.channels.map(|c| c.0),
         labels_dirs: args.labels,
         per_trial: args.filter_per_trial,
     };
@@ -108,7 +108,7 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
     bar.finish_and_clear();
     print_summary(&summary);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        super::emit(&serde_json::to_string_pretty(&summary)?)?;
     }
     Ok(())
 }

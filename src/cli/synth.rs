@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{args, progress, Global};
 use crate::signal::synth::{self, Session, SynthConfig};
-use crate::signal::{gdf, mat};
+use crate::signal::{gdf, mat, montage};
 
 /// Write synthetic recordings in the layout of BCI Competition IV 2a: `A01T.gdf`, `A01E.gdf`
 /// and the evaluation session's true labels `A01E.mat` for each subject.
@@ -22,8 +22,8 @@ pub struct SynthArgs {
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
     /// Subjects, e.g. `1,2` or `1-9`.
-    #[arg(long, default_value = "1-3", value_parser = args::subjects)]
-    pub subjects: Vec<u8>,
+    #[arg(long, default_value = "1-3", value_parser = args::subject_list)]
+    pub subjects: args::List<u8>,
     /// Random seed; each subject's data depends only on it and the subject number.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -48,6 +48,19 @@ struct Written {
     seed: u64,
 }
 
+/// The real files' header conventions: a patient code per subject and fixed physical ranges
+/// per channel type (±100 µV for EEG), so that int16 quantisation matches the 2a files.
+fn gdf_options(rec: &crate::signal::Recording, subject: u8) -> gdf::GdfWriteOptions {
+    gdf::GdfWriteOptions {
+        patient: format!("A{subject:02} synthetic"),
+        recording_id: "bciops synth: BCI IV 2a-like motor imagery".to_owned(),
+        physical_range: gdf::PhysicalRange::PerChannel(
+            rec.labels.iter().map(|l| montage::physical_range(l)).collect(),
+        ),
+        ..gdf::GdfWriteOptions::default()
+    }
+}
+
 pub fn run(args: SynthArgs, global: Global) -> Result<()> {
     let config = SynthConfig {
         seed: args.seed,
@@ -56,17 +69,17 @@ pub fn run(args: SynthArgs, global: Global) -> Result<()> {
         difficulty: args.difficulty,
         ..SynthConfig::default()
     };
-    config.check()?;
+    config.validate()?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| crate::Error::io("create directory", &args.out, e))?;
-    let bar = progress::bar(global, 2 * args.subjects.len() as u64, "sessions");
+    let bar = progress::bar(global, 2 * args.subjects.0.len() as u64, "sessions");
     let mut files = Vec::new();
-    for &subject in &args.subjects {
+    for &subject in &args.subjects.0 {
         for session in [Session::T, Session::E] {
             let generated = synth::generate(&config, subject, session)?;
             let stem = format!("A{subject:02}{session}");
             let path = args.out.join(format!("{stem}.gdf"));
-            gdf::write(&path, &generated.recording, &synth::gdf_options(subject, session))?;
+            gdf::write(&path, &generated.recording, &gdf_options(&generated.recording, subject))?;
             files.push(path.display().to_string());
             if session == Session::E {
                 let path = args.out.join(format!("{stem}.mat"));
@@ -81,17 +94,17 @@ pub fn run(args: SynthArgs, global: Global) -> Result<()> {
     eprintln!(
         "wrote {} files for subject(s) {:?} (seed {}) to {}",
         files.len(),
-        args.subjects,
+        args.subjects.0,
         args.seed,
         args.out.display()
     );
     if args.json {
         let written = Written {
             files,
-            subjects: args.subjects,
+            subjects: args.subjects.0,
             seed: args.seed,
         };
-        println!("{}", serde_json::to_string_pretty(&written)?);
+        super::emit(&serde_json::to_string_pretty(&written)?)?;
     }
     Ok(())
 }

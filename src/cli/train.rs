@@ -157,7 +157,7 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     bar.finish_and_clear();
     print_summary(&metrics, &args.out);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
+        super::emit(&serde_json::to_string_pretty(&metrics)?)?;
     }
     Ok(())
 }

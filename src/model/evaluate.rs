@@ -91,9 +91,9 @@ pub fn evaluate<T: csp::Sample + Sync>(
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(splits.len());
 
     let mut outcomes: Vec<Option<Result<(Vec<usize>, f64)>>> = (0..splits.len()).map(|_| None).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots = std::sync::Mutex::new(&mut outcomes);
     std::thread::scope(|scope| {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots = std::sync::Mutex::new(&mut outcomes);
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let f = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

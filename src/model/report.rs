@@ -74,7 +74,7 @@ fn confusion_svg(classes: &[String], m: &[Vec<usize>]) -> String {
         for (j, &v) in row.iter().enumerate() {
             let x = left + cell * j as f64;
             let frac = v as f64 / total as f64;
-            let _ = write!(s, r#"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{}" stroke="#888"/>"#, sequential(frac));
+            let _ = write!(s, r##"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{}" stroke="#888"/>"##, sequential(frac));
             let _ = write!(s, r#"<text x="{}" y="{}" font-size="13" text-anchor="middle">{v}</text>"#, x + cell / 2.0, y + cell / 2.0 + 5.0);
         }
     }
