@@ -1,1 +1,4 @@
 //! Models: Common Spatial Patterns, SVMs, the fitted pipeline and its evaluation.
+
+pub mod scaler;
+pub mod svm;
