@@ -8,3 +8,5 @@ pub mod evaluate;
 pub mod linalg;
 pub mod metrics;
 pub mod report;
+pub mod scaler;
+pub mod svm;

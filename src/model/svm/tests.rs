@@ -1,0 +1,641 @@
+use ndarray::{array, Array1, Array2, ArrayView2};
+use serde_json::Value;
+
+use super::*;
+
+/// Fixtures written by scripts/fixtures/make_svm_fixtures.py (scikit-learn 1.9.1, libsvm).
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/data/svm/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read `{path}`: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse `{path}`: {e}"))
+}
+
+fn matrix(v: &Value) -> Array2<f64> {
+    let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone()).unwrap();
+    let (n, m) = (rows.len(), rows[0].len());
+    Array2::from_shape_vec((n, m), rows.into_iter().flatten().collect()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn labels(v: &Value) -> Array1<i64> {
+    Array1::from(serde_json::from_value::<Vec<i64>>(v.clone()).unwrap())
+}
+
+fn params_of(case: &Value) -> SvmParams {
+    let gamma = match &case["gamma"] {
+        Value::String(s) => s.parse().unwrap(),
+        v => Gamma::Value(v.as_f64().unwrap()),
+    };
+    SvmParams::new()
+        .kernel(case["kernel"].as_str().unwrap().parse().unwrap())
+        .c(case["c"].as_f64().unwrap())
+        .gamma(gamma)
+        .degree(case["degree"].as_u64().unwrap() as u32)
+        .coef0(case["coef0"].as_f64().unwrap())
+}
+
+/// Largest |ours - theirs| over the scale of their values (max |theirs|, at least 1).
+fn scaled_error(ours: &[f64], theirs: &[f64]) -> f64 {
+    assert_eq!(ours.len(), theirs.len());
+    let scale = theirs.iter().fold(1.0_f64, |m, v| m.max(v.abs()));
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+/// Every SVC case of one fixture file against our fit. Returns (trials compared, flips).
+fn check_against_sklearn(file: &str) -> (usize, usize) {
+    let f = fixture(file);
+    let x = matrix(&f["x"]);
+    let y = labels(&f["y"]);
+    let x_test = matrix(&f["x_test"]);
+    let (mut compared, mut flips) = (0, 0);
+    for case in f["cases"].as_array().unwrap() {
+        let params = params_of(case);
+        let model = params.check().unwrap().fit(x.view(), y.view()).unwrap();
+        let what = format!(
+            "{file} {} C={} gamma={}",
+            params.kernel, params.c, params.gamma
+        );
+
+        // sklearn `SVC._gamma`; 1e-12 relative (numpy's pairwise vs our sequential sums).
+        let gamma = params.gamma.resolve(x.view());
+        let sk_gamma = case["resolved_gamma"].as_f64().unwrap();
+        assert!(
+            (gamma - sk_gamma).abs() <= 1e-12 * sk_gamma,
+            "{what}: gamma {gamma} vs {sk_gamma}"
+        );
+        if let Some(g) = model.kernel.gamma() {
+            assert_eq!(g, gamma, "{what}: the model stores the resolved gamma");
+        }
+        assert_eq!(model.classes, labels(&case["classes"]).to_vec(), "{what}");
+
+        // Decision values: libsvm and linfa both stop once the largest KKT violation
+        // (max y·∇ over I_up minus min over I_low) is below tol = 1e-3, so gradients, hence
+        // decision values and intercepts, may differ by O(tol) on the scale of the values
+        // (|f| ≈ 1 at the margin). Allowed: 5·tol for decision values and 10·tol for
+        // intercepts (the mean of y·∇ over free vectors, the less stable), relative to
+        // max(1, max |f|). Observed on these fixtures: ≤ 1.3e-3 and ≤ 6.6e-3; printed.
+        let ours = model.machine_decisions(x_test.view()).unwrap();
+        let theirs = floats(&case["decision_ovo"]);
+        let err = scaled_error(ours.as_slice().unwrap(), &theirs);
+        let sk_intercept = floats(&case["intercept"]);
+        let ours_intercept: Vec<f64> = model.machines.iter().map(|m| m.intercept).collect();
+        let err_b = scaled_error(&ours_intercept, &sk_intercept);
+        let n_support = model.n_support();
+        let sk_support: Vec<usize> = serde_json::from_value(case["n_support"].clone()).unwrap();
+        eprintln!(
+            "{what}: decision err {err:.1e}, intercept err {err_b:.1e}, n_support {n_support:?} \
+             vs {sk_support:?}"
+        );
+        assert!(err < 5e-3, "{what}: decision values differ by {err:e}");
+        assert!(err_b < 1e-2, "{what}: intercepts differ by {err_b:e}");
+        // n_support: the same support set up to trials whose alpha sits at tol from zero.
+        for (a, b) in n_support.iter().zip(&sk_support) {
+            assert!(
+                a.abs_diff(*b) <= 2,
+                "{what}: n_support {n_support:?} vs {sk_support:?}"
+            );
+        }
+
+        // sklearn's default decision_function_shape='ovr' transform (same tolerance).
+        if let Some(ovr) = case.get("decision_ovr") {
+            let ours = model.decision_function(x_test.view()).unwrap();
+            let err = scaled_error(ours.as_slice().unwrap(), &floats(ovr));
+            assert!(err < 5e-3, "{what}: ovr-shaped decision differs by {err:e}");
+        }
+
+        let predicted = model.predict(x_test.view()).unwrap();
+        let sk_predicted = labels(&case["predict"]);
+        let case_flips = predicted
+            .iter()
+            .zip(&sk_predicted)
+            .filter(|(a, b)| a != b)
+            .count();
+        if case_flips > 0 {
+            eprintln!(
+                "{what}: {case_flips} of {} predictions flip",
+                predicted.len()
+            );
+        }
+        compared += predicted.len();
+        flips += case_flips;
+    }
+    (compared, flips)
+}
+
+#[test]
+fn parity_with_sklearn_svc_on_csp_features() {
+    // The shared CSP fixture features (40 trials × 4, two classes), train = test.
+    let (n, flips) = check_against_sklearn("svc_csp.json");
+    eprintln!("svc_csp.json: {flips} of {n} predictions differ from sklearn");
+    // ≥ 98 % identical predictions: a trial within O(tol) of the boundary may flip.
+    assert!(flips * 50 <= n, "{flips} of {n} predictions differ");
+}
+
+#[test]
+fn parity_with_sklearn_svc_binary_synthetic() {
+    let (n, flips) = check_against_sklearn("svc_binary.json");
+    eprintln!("svc_binary.json: {flips} of {n} predictions differ from sklearn");
+    assert!(flips * 50 <= n, "{flips} of {n} predictions differ");
+}
+
+#[test]
+fn parity_with_sklearn_svc_four_classes_ovo() {
+    let (n, flips) = check_against_sklearn("svc_four.json");
+    eprintln!("svc_four.json: {flips} of {n} predictions differ from sklearn");
+    assert!(flips * 50 <= n, "{flips} of {n} predictions differ");
+}
+
+/// Our prediction code against linfa-svm's own `weighted_sum - rho` for the same solve.
+#[test]
+fn own_decision_values_equal_linfa_predictions() {
+    let f = fixture("svc_binary.json");
+    let x = matrix(&f["x"]);
+    let y = labels(&f["y"]);
+    let x_test = matrix(&f["x_test"]);
+    for params in [
+        SvmParams::new().kernel(Kernel::Linear).c(0.5),
+        SvmParams::new().kernel(Kernel::Rbf).gamma(Gamma::Scale),
+        SvmParams::new()
+            .kernel(Kernel::Poly)
+            .gamma(Gamma::Value(0.3))
+            .coef0(1.0)
+            .degree(3),
+    ] {
+        let checked = params.check().unwrap();
+        let model = checked.fit(x.view(), y.view()).unwrap();
+        let positive: Vec<bool> = y.iter().map(|&v| v == model.classes[1]).collect();
+        let linfa = checked
+            .solve_linfa(&model.kernel, x.view(), &positive)
+            .unwrap();
+        // linfa saw √gamma-scaled features for poly; give it the same test features.
+        let scale = match model.kernel {
+            FittedKernel::Poly { gamma, .. } => gamma.sqrt(),
+            _ => 1.0,
+        };
+        let ours = model.machine_decisions(x_test.view()).unwrap();
+        for (row, o) in x_test.outer_iter().zip(ours.column(0)) {
+            let theirs = linfa.weighted_sum(&row.mapv(|v| v * scale)) - linfa.rho;
+            // 1e-9 relative: the same coefficients, evaluated with (γ·x·y) vs (√γx·√γy) and
+            // exp(-γd²) vs exp(-d²/(1/γ)) — rounding only.
+            assert!(
+                (o - theirs).abs() <= 1e-9 * theirs.abs().max(1.0),
+                "{}: ours {o} linfa {theirs}",
+                params.kernel
+            );
+        }
+    }
+}
+
+#[test]
+fn predict_one_matches_batch_and_serde_round_trip() {
+    let f = fixture("svc_four.json");
+    let x = matrix(&f["x"]);
+    let y = labels(&f["y"]);
+    let x_test = matrix(&f["x_test"]);
+    for multiclass in [Multiclass::Ovo, Multiclass::Ovr] {
+        let model = SvmParams::new()
+            .multiclass(multiclass)
+            .probability(true)
+            .check()
+            .unwrap()
+            .fit(x.view(), y.view())
+            .unwrap();
+        model.validate().unwrap();
+        let batch = model.predict(x_test.view()).unwrap();
+        let proba = model.predict_proba(x_test.view()).unwrap();
+        for (i, row) in x_test.outer_iter().enumerate() {
+            let trial = row.to_vec();
+            assert_eq!(model.predict_one(&trial).unwrap(), batch[i]);
+            let p = model.predict_proba_one(&trial).unwrap();
+            assert_eq!(p.as_slice(), proba.row(i).as_slice().unwrap());
+            // Coupling stops at 0.005/k, so the sum is 1 only to about that.
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-2, "{p:?}");
+        }
+        let json = serde_json::to_string(&model).unwrap();
+        let back: SvmModel = serde_json::from_str(&json).unwrap();
+        back.validate().unwrap();
+        assert_eq!(back, model);
+        assert_eq!(back.predict(x_test.view()).unwrap(), batch);
+        let correct = batch
+            .iter()
+            .zip(&labels(&f["y_test"]))
+            .filter(|(a, b)| a == b)
+            .count();
+        eprintln!(
+            "four classes {multiclass}: {correct} of {} correct",
+            batch.len()
+        );
+        // Four overlapping clusters: chance is 25 %; sklearn SVC gets the ovo figure printed.
+        assert!(
+            correct * 2 > batch.len(),
+            "{multiclass}: only {correct} correct"
+        );
+    }
+}
+
+#[test]
+fn platt_fit_matches_sklearn_sigmoid_calibration() {
+    // scikit-learn 1.9.1 `calibration._sigmoid_calibration` (same objective and target priors
+    // as libsvm's sigmoid_train, minimised by L-BFGS) on SVC decision values of the CSP
+    // features; tests/data/svm/platt_csp.json.
+    let f = fixture("platt_csp.json");
+    let dec = floats(&f["decision"]);
+    let positive: Vec<bool> = serde_json::from_value(f["positive"].clone()).unwrap();
+    let platt = Platt::fit(&dec, &positive);
+    let (a, b) = (f["a"].as_f64().unwrap(), f["b"].as_f64().unwrap());
+    eprintln!("platt ours ({}, {}) sklearn ({a}, {b})", platt.a, platt.b);
+    // 1e-4 absolute on coefficients of order 1: each optimiser stops at its own gradient
+    // tolerance (Newton: |g| < 1e-5; L-BFGS: scipy's defaults).
+    assert!((platt.a - a).abs() < 1e-4 && (platt.b - b).abs() < 1e-4);
+}
+
+/// With sklearn's own Platt coefficients (probA_, probB_) our probability code must give
+/// sklearn's `predict_proba` up to the decision-value differences; with our own
+/// cross-validated coefficients only roughly (sklearn's folds are random).
+fn check_probabilities(file: &str, own_tolerance: f64) {
+    let f = fixture(file);
+    let x = matrix(&f["x"]);
+    let y = labels(&f["y"]);
+    let x_test = matrix(&f["x_test"]);
+    let p = &f["probability"];
+    let mut model = SvmParams::new()
+        .kernel(Kernel::Rbf)
+        .c(1.0)
+        .gamma(Gamma::Scale)
+        .probability(true)
+        .check()
+        .unwrap()
+        .fit(x.view(), y.view())
+        .unwrap();
+    let sk_proba = floats(&p["predict_proba"]);
+    let own = model.predict_proba(x_test.view()).unwrap();
+    let own_err = own
+        .iter()
+        .zip(&sk_proba)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f64>()
+        / sk_proba.len() as f64;
+
+    let (pa, pb) = (floats(&p["prob_a"]), floats(&p["prob_b"]));
+    let binary = model.classes.len() == 2;
+    for (m, (a, b)) in model.machines.iter_mut().zip(pa.iter().zip(&pb)) {
+        // libsvm's binary machine is oriented towards classes[0]; ours towards classes[1],
+        // f_ours = -f_libsvm, so P(classes[1]) = 1/(1 + exp(a·f_ours - b)).
+        let b = if binary { -b } else { *b };
+        m.platt = Some(Platt { a: *a, b });
+    }
+    let injected = model.predict_proba(x_test.view()).unwrap();
+    let err = injected
+        .iter()
+        .zip(&sk_proba)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    eprintln!("{file}: sklearn Platt max err {err:.1e}; own Platt mean abs err {own_err:.3}");
+    // 5e-3 absolute: |dP/df| ≤ |a|/4 times the decision-value differences (< 1e-2 of their
+    // scale, see the parity tests), then through the coupling.
+    assert!(
+        err < 5e-3,
+        "{file}: probabilities with sklearn's coefficients differ by {err}"
+    );
+    assert!(
+        own_err < own_tolerance,
+        "{file}: own probabilities differ by {own_err} on average"
+    );
+}
+
+#[test]
+fn probabilities_binary_csp() {
+    // Own coefficients: mean absolute difference to sklearn below 0.1. Not parity: sklearn
+    // draws its 5 Platt folds at random, ours are deterministic, and on 40 trials the fold
+    // split moves the sigmoid (observed 0.049 here, 0.003 and 0.010 on the larger sets).
+    check_probabilities("svc_csp.json", 0.1);
+}
+
+#[test]
+fn probabilities_binary_synthetic() {
+    check_probabilities("svc_binary.json", 0.1);
+}
+
+#[test]
+fn probabilities_four_classes_coupled() {
+    check_probabilities("svc_four.json", 0.1);
+}
+
+#[test]
+fn sklearn_binary_sign_convention() {
+    // Positive decision values mean classes[1], whatever the label values.
+    let x = array![[0.0], [0.1], [0.2], [1.0], [1.1], [1.2]];
+    let y = array![7_i64, 7, 7, -3, -3, -3];
+    let model = SvmParams::new()
+        .kernel(Kernel::Linear)
+        .check()
+        .unwrap()
+        .fit(x.view(), y.view())
+        .unwrap();
+    assert_eq!(model.classes, vec![-3, 7]);
+    let d = model
+        .decision_function(array![[0.05], [1.15]].view())
+        .unwrap();
+    assert_eq!(d.dim(), (2, 1));
+    assert!(d[(0, 0)] > 0.0 && d[(1, 0)] < 0.0);
+    assert_eq!(model.predict_one(&[0.05]).unwrap(), 7);
+    assert_eq!(model.predict_one(&[1.15]).unwrap(), -3);
+}
+
+#[test]
+fn parsing_and_checking_parameters() {
+    assert_eq!("linear".parse::<Kernel>().unwrap(), Kernel::Linear);
+    assert_eq!("poly".parse::<Kernel>().unwrap(), Kernel::Poly);
+    let err = "gaussian".parse::<Kernel>().unwrap_err().to_string();
+    assert!(err.contains("`gaussian`"), "{err}");
+    assert_eq!("scale".parse::<Gamma>().unwrap(), Gamma::Scale);
+    assert_eq!("auto".parse::<Gamma>().unwrap(), Gamma::Auto);
+    assert_eq!("0.25".parse::<Gamma>().unwrap(), Gamma::Value(0.25));
+    assert!("fast"
+        .parse::<Gamma>()
+        .unwrap_err()
+        .to_string()
+        .contains("`fast`"));
+    assert_eq!("ovr".parse::<Multiclass>().unwrap(), Multiclass::Ovr);
+    assert!("all".parse::<Multiclass>().is_err());
+
+    let err = SvmParams::new()
+        .kernel("sigmoid".parse().unwrap())
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("kernel `sigmoid` is not supported: "),
+        "{err}"
+    );
+    for bad in [
+        SvmParams::new().c(0.0),
+        SvmParams::new().c(f64::NAN),
+        SvmParams::new().c(f64::INFINITY),
+        SvmParams::new().gamma(Gamma::Value(-1.0)),
+        SvmParams::new().gamma(Gamma::Value(0.0)),
+        SvmParams::new().degree(0),
+        SvmParams::new().coef0(f64::NAN),
+        SvmParams::new().tol(0.0),
+    ] {
+        assert!(matches!(bad.check(), Err(Error::Invalid(_))), "{bad:?}");
+    }
+
+    // Serialized as sklearn configs and sweeps write them.
+    let p = SvmParams::new()
+        .gamma(Gamma::Value(0.5))
+        .kernel(Kernel::Poly);
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["kernel"], "poly");
+    assert_eq!(json["gamma"], 0.5);
+    let back: SvmParams = serde_json::from_value(json).unwrap();
+    assert_eq!(back, p);
+    let scale: SvmParams = serde_json::from_str(
+        r#"{"kernel":"rbf","c":2.0,"gamma":"scale","degree":3,"coef0":0.0,"tol":0.001,
+            "multiclass":"ovo","probability":false}"#,
+    )
+    .unwrap();
+    assert_eq!(scale.gamma, Gamma::Scale);
+    // Missing fields take sklearn's defaults; unknown ones are refused.
+    let partial: SvmParams = serde_json::from_str(r#"{"kernel":"linear","c":2}"#).unwrap();
+    assert_eq!(partial, SvmParams::new().kernel(Kernel::Linear).c(2.0));
+    assert!(serde_json::from_str::<SvmParams>(r#"{"kernal":"linear"}"#).is_err());
+    assert!(serde_json::from_str::<SvmParams>(r#"{"gamma":"fast"}"#).is_err());
+}
+
+#[test]
+fn bad_data_is_an_error_not_a_panic() {
+    let fit = |x: ArrayView2<f64>, y: &[i64]| {
+        SvmParams::new()
+            .check()
+            .unwrap()
+            .fit(x, ndarray::ArrayView1::from(y))
+    };
+    let x = array![[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]];
+    let data_err = |r: Result<SvmModel>| match r {
+        Err(Error::Data(m)) => m,
+        other => panic!("expected a data error, got {other:?}"),
+    };
+    let m = data_err(fit(x.view(), &[4, 4, 4]));
+    assert!(m.contains("only class `4`"), "{m}");
+    let m = data_err(fit(x.view(), &[0, 1]));
+    assert!(m.contains("`3` trials but `2` labels"), "{m}");
+    data_err(fit(Array2::zeros((0, 2)).view(), &[]));
+    data_err(fit(Array2::zeros((3, 0)).view(), &[0, 1, 0]));
+    let mut nan = x.clone();
+    nan[(1, 1)] = f64::NAN;
+    let m = data_err(fit(nan.view(), &[0, 1, 0]));
+    assert!(m.contains("feature `1` of trial `1` is `NaN`"), "{m}");
+    let mut inf = x.clone();
+    inf[(2, 0)] = f64::NEG_INFINITY;
+    data_err(fit(inf.view(), &[0, 1, 0]));
+    // gamma=scale on features whose variance overflows.
+    let huge = array![[1e300, -1e300], [-1e300, 1e300]];
+    data_err(fit(huge.view(), &[0, 1]));
+
+    let model = fit(x.view(), &[0, 1, 0]).unwrap();
+    assert!(matches!(
+        model.predict(array![[1.0, 2.0, 3.0]].view()),
+        Err(Error::Data(_))
+    ));
+    assert!(matches!(model.predict_one(&[1.0]), Err(Error::Data(_))));
+    assert!(matches!(
+        model.predict_one(&[1.0, f64::NAN]),
+        Err(Error::Data(_))
+    ));
+    assert!(matches!(
+        model.predict_proba(x.view()),
+        Err(Error::Invalid(_))
+    ));
+
+    let mut broken = model.clone();
+    broken.machines[0].support.push(99);
+    broken.machines[0].dual_coef.push(1.0);
+    assert!(matches!(broken.validate(), Err(Error::Invalid(_))));
+    let mut broken = model.clone();
+    broken.n_features = 3;
+    assert!(broken.validate().is_err());
+}
+
+#[test]
+fn degenerate_but_valid_data_fits() {
+    // Identical trials with different labels, one trial per class, a constant feature.
+    let x = array![[1.0, 5.0], [1.0, 5.0], [1.0, 5.0]];
+    for kernel in [Kernel::Linear, Kernel::Rbf, Kernel::Poly] {
+        let model = SvmParams::new()
+            .kernel(kernel)
+            .probability(true)
+            .check()
+            .unwrap()
+            .fit(x.view(), array![0_i64, 1, 2].view())
+            .unwrap();
+        model.validate().unwrap();
+        let p = model.predict_proba_one(&[1.0, 5.0]).unwrap();
+        assert!(p.iter().all(|v| v.is_finite()), "{p:?}");
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Standardised-looking data with two or three classes fits, validates and predicts
+        /// without a panic; the single-trial path agrees with the batch path. (Unscaled
+        /// features of ±1e3 with a linear kernel and large C take libsvm itself 10⁸ SMO
+        /// iterations, so they are no property to test quickly.)
+        #[test]
+        fn fits_and_predicts_without_panic(
+            rows in prop::collection::vec(
+                (prop::collection::vec(-3f64..3.0, 3), 0i64..3), 2..24),
+            kernel in prop::sample::select(vec![Kernel::Linear, Kernel::Rbf, Kernel::Poly]),
+            multiclass in prop::sample::select(vec![Multiclass::Ovo, Multiclass::Ovr]),
+            c in 0.01f64..10.0,
+        ) {
+            let n = rows.len();
+            let x = Array2::from_shape_fn((n, 3), |(i, j)| rows[i].0[j]);
+            let y: Array1<i64> = rows.iter().map(|r| r.1).collect();
+            let fitted = SvmParams::new()
+                .kernel(kernel)
+                .c(c)
+                .degree(2)
+                .multiclass(multiclass)
+                .check()
+                .unwrap()
+                .fit(x.view(), y.view());
+            match fitted {
+                Ok(model) => {
+                    model.validate().unwrap();
+                    let batch = model.predict(x.view()).unwrap();
+                    for (i, row) in x.outer_iter().enumerate() {
+                        prop_assert_eq!(model.predict_one(&row.to_vec()).unwrap(), batch[i]);
+                    }
+                }
+                Err(Error::Data(_)) | Err(Error::Numerical(_)) => {}
+                Err(e) => prop_assert!(false, "unexpected error {e}"),
+            }
+        }
+    }
+}
+
+/// Why `solve_linfa` keeps shrinking off: with `shrinking(true)` linfa-svm 0.8 maps the
+/// solution back through the wrong permutation, so Σ y·α = 0 breaks and accuracy drops.
+/// Ignored (15 s in a debug build); if it starts failing, linfa has fixed the bug.
+#[test]
+#[ignore]
+fn linfa_shrinking_breaks_the_solution() {
+    use linfa::traits::{Fit, Predict};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+    let n = 1500;
+    let x = Array2::from_shape_fn((n, 4), |_| rng.gen_range(-2.0..2.0));
+    let t: Array1<bool> = x
+        .outer_iter()
+        .map(|r| r[0] * r[1] + 0.3 * r[2] + rng.gen_range(-1.5..1.5) > 0.0)
+        .collect();
+    let dataset = linfa::DatasetBase::new(x.clone(), t.clone());
+    let fit = |shrinking: bool| {
+        linfa_svm::Svm::<f64, bool>::params()
+            .pos_neg_weights(10.0, 10.0)
+            .eps(1e-3)
+            .gaussian_kernel(1.0)
+            .shrinking(shrinking)
+            .fit(&dataset)
+            .unwrap()
+    };
+    let correct = |svm: &linfa_svm::Svm<f64, bool>| {
+        let p: Array1<bool> = svm.predict(&x);
+        p.iter().zip(&t).filter(|(a, b)| a == b).count()
+    };
+    let (plain, shrunk) = (fit(false), fit(true));
+    let (sum_plain, sum_shrunk) = (
+        plain.alpha.iter().sum::<f64>(),
+        shrunk.alpha.iter().sum::<f64>(),
+    );
+    eprintln!(
+        "no shrinking: Σyα = {sum_plain:.1e}, {} of {n} correct; shrinking: Σyα = {sum_shrunk:.1}, \
+         {} correct",
+        correct(&plain),
+        correct(&shrunk)
+    );
+    assert!(sum_plain.abs() < 1e-9);
+    assert!(
+        sum_shrunk.abs() > 1.0,
+        "linfa's shrinking looks fixed: consider enabling it"
+    );
+}
+
+fn read_npy<T: ndarray_npy::ReadableElement, D: ndarray::Dimension>(
+    dir: &str,
+    name: &str,
+) -> ndarray::Array<T, D> {
+    let path = format!("{dir}/{name}");
+    ndarray_npy::read_npy(&path).unwrap_or_else(|e| panic!("read `{path}`: {e}"))
+}
+
+/// Fit and single-trial prediction times on the matrices of scripts/bench/svm_fit_sklearn.py,
+/// whose output gives sklearn's times for the same data. Run in release mode:
+/// `BCIOPS_SVM_BENCH_DIR=/tmp/svm_bench cargo test --release --lib model::svm::tests::bench
+/// -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_fit_times() {
+    let dir = std::env::var("BCIOPS_SVM_BENCH_DIR")
+        .expect("set BCIOPS_SVM_BENCH_DIR to the output of scripts/bench/svm_fit_sklearn.py");
+    for n_features in [4, 40] {
+        let x: Array2<f64> = read_npy(&dir, &format!("x_{n_features}.npy"));
+        let y: Array1<i64> = read_npy(&dir, &format!("y_{n_features}.npy"));
+        for (name, params) in [
+            ("linear", SvmParams::new().kernel(Kernel::Linear)),
+            ("rbf", SvmParams::new()),
+            ("rbf C=10", SvmParams::new().c(10.0)),
+            (
+                "poly",
+                SvmParams::new().kernel(Kernel::Poly).degree(3).coef0(1.0),
+            ),
+            ("rbf prob", SvmParams::new().probability(true)),
+            ("rbf ovr", SvmParams::new().multiclass(Multiclass::Ovr)),
+        ] {
+            let checked = params.check().unwrap();
+            let mut times = Vec::new();
+            let mut model = None;
+            for _ in 0..11 {
+                let t = std::time::Instant::now();
+                model = Some(checked.fit(x.view(), y.view()).unwrap());
+                times.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let model = model.unwrap();
+            let trial = x.row(0).to_vec();
+            let reps = 2000;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(model.predict_one(std::hint::black_box(&trial)).unwrap());
+            }
+            let one = t.elapsed().as_secs_f64() / reps as f64;
+            let acc = model
+                .predict(x.view())
+                .unwrap()
+                .iter()
+                .zip(&y)
+                .filter(|(a, b)| a == b)
+                .count() as f64
+                / y.len() as f64;
+            eprintln!(
+                "230x{n_features} {name:9} median fit {:7.2} ms  predict_one {:6.1} µs  \
+                 n_support {:3}  train acc {acc:.2}",
+                1e3 * times[times.len() / 2],
+                1e6 * one,
+                model.support_vectors.nrows()
+            );
+        }
+    }
+}

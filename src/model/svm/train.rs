@@ -1,0 +1,284 @@
+//! Fitting: split the classes into binary problems, solve each with linfa-svm's SMO, and copy
+//! the solution into the model's own types.
+
+use linfa::traits::Fit;
+use linfa::DatasetBase;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use super::{BinaryMachine, CheckedSvmParams, FittedKernel, Kernel, Multiclass, Platt, SvmModel};
+use crate::{Error, Result};
+
+/// Folds of the internal cross-validation whose decision values Platt's sigmoid is fitted
+/// on (libsvm's choice).
+const PLATT_FOLDS: usize = 5;
+
+/// linfa-svm counts a dual coefficient as a support vector above this (its own threshold).
+const SUPPORT_THRESHOLD: f64 = 100.0 * f64::EPSILON;
+
+/// A solved binary problem in the model's terms, support vectors as rows of the problem.
+pub(super) struct Solution {
+    pub support: Vec<usize>,
+    pub dual_coef: Vec<f64>,
+    pub intercept: f64,
+}
+
+impl CheckedSvmParams {
+    /// Fit on `x` (trials × features) and integer labels `y`.
+    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<i64>) -> Result<SvmModel> {
+        validate(x, y)?;
+        let mut classes: Vec<i64> = y.to_vec();
+        classes.sort_unstable();
+        classes.dedup();
+        if classes.len() < 2 {
+            return Err(Error::Data(format!(
+                "svm needs at least two classes, got only class `{}`",
+                classes[0]
+            )));
+        }
+        let class_of: Vec<usize> = y
+            .iter()
+            .map(|v| classes.binary_search(v).expect("label comes from the data"))
+            .collect();
+        let kernel = self.fitted_kernel(x)?;
+
+        let k = classes.len();
+        let problems: Vec<(usize, Option<usize>)> = if k == 2 {
+            // sklearn's binary orientation: positive decision values mean classes[1].
+            vec![(1, Some(0))]
+        } else {
+            match self.0.multiclass {
+                Multiclass::Ovo => (0..k)
+                    .flat_map(|i| (i + 1..k).map(move |j| (i, Some(j))))
+                    .collect(),
+                Multiclass::Ovr => (0..k).map(|c| (c, None)).collect(),
+            }
+        };
+
+        let n = x.nrows();
+        let mut is_support = vec![false; n];
+        let mut machines = Vec::with_capacity(problems.len());
+        for (positive, negative) in problems {
+            let rows: Vec<usize> = (0..n)
+                .filter(|&r| class_of[r] == positive || negative.is_none_or(|j| class_of[r] == j))
+                .collect();
+            let labels: Vec<bool> = rows.iter().map(|&r| class_of[r] == positive).collect();
+            let sub = select_rows(x, &rows);
+            let solution = self.solve(&kernel, sub.view(), &labels)?;
+            let platt = if self.0.probability {
+                Some(self.cross_validated_platt(&kernel, sub.view(), &labels)?)
+            } else {
+                None
+            };
+            // Training-row indices for now; remapped to support-vector rows below.
+            let support: Vec<usize> = solution.support.iter().map(|&s| rows[s]).collect();
+            for &r in &support {
+                is_support[r] = true;
+            }
+            machines.push(BinaryMachine {
+                positive,
+                negative,
+                support,
+                dual_coef: solution.dual_coef,
+                intercept: solution.intercept,
+                platt,
+            });
+        }
+
+        let sv_rows: Vec<usize> = (0..n).filter(|&r| is_support[r]).collect();
+        let mut sv_index = vec![usize::MAX; n];
+        for (s, &r) in sv_rows.iter().enumerate() {
+            sv_index[r] = s;
+        }
+        for m in &mut machines {
+            m.support.iter_mut().for_each(|s| *s = sv_index[*s]);
+        }
+        Ok(SvmModel {
+            params: self.0.clone(),
+            classes,
+            n_features: x.ncols(),
+            kernel,
+            support_vectors: select_rows(x, &sv_rows),
+            support_classes: sv_rows.iter().map(|&r| class_of[r]).collect(),
+            machines,
+        })
+    }
+
+    /// The kernel with `gamma` resolved on the training matrix.
+    fn fitted_kernel(&self, x: ArrayView2<f64>) -> Result<FittedKernel> {
+        let p = &self.0;
+        let gamma = p.gamma.resolve(x);
+        if !(gamma.is_finite() && gamma > 0.0) {
+            return Err(Error::Data(format!(
+                "svm gamma `{}` resolves to `{gamma}` on these features: rescale them",
+                p.gamma
+            )));
+        }
+        Ok(match p.kernel {
+            Kernel::Linear => FittedKernel::Linear,
+            Kernel::Rbf => FittedKernel::Rbf { gamma },
+            Kernel::Poly => FittedKernel::Poly {
+                gamma,
+                coef0: p.coef0,
+                degree: p.degree,
+            },
+            Kernel::Sigmoid => unreachable!("rejected by SvmParams::check"),
+        })
+    }
+
+    /// Solve one binary problem with linfa-svm and return linfa's own model (tests compare
+    /// its predictions with ours).
+    pub(super) fn solve_linfa(
+        &self,
+        kernel: &FittedKernel,
+        x: ArrayView2<f64>,
+        positive: &[bool],
+    ) -> Result<linfa_svm::Svm<f64, bool>> {
+        let p = &self.0;
+        // Shrinking stays off (linfa's default): with it, linfa-svm 0.8 maps the solution back
+        // through the wrong permutation (`alpha[i] = alpha[active_set[i]]`).
+        let base = linfa_svm::Svm::<f64, bool>::params()
+            .pos_neg_weights(p.c, p.c)
+            .eps(p.tol)
+            .shrinking(false);
+        let (params, records) = match *kernel {
+            FittedKernel::Linear => (base.linear_kernel(), x.to_owned()),
+            // linfa's Gaussian is exp(-|x-y|² / eps).
+            FittedKernel::Rbf { gamma } => (base.gaussian_kernel(1.0 / gamma), x.to_owned()),
+            // linfa's polynomial (x·y + c)^d has no gamma: (√γx·√γy + c)^d = (γ x·y + c)^d.
+            FittedKernel::Poly {
+                gamma,
+                coef0,
+                degree,
+            } => {
+                let s = gamma.sqrt();
+                (
+                    base.polynomial_kernel(coef0, f64::from(degree)),
+                    x.mapv(|v| v * s),
+                )
+            }
+        };
+        let dataset = DatasetBase::new(records, Array1::from(positive.to_vec()));
+        params
+            .fit(&dataset)
+            .map_err(|e| Error::Invalid(format!("linfa-svm refused the parameters: {e}")))
+    }
+
+    pub(super) fn solve(
+        &self,
+        kernel: &FittedKernel,
+        x: ArrayView2<f64>,
+        positive: &[bool],
+    ) -> Result<Solution> {
+        let svm = self.solve_linfa(kernel, x, positive)?;
+        // linfa's `alpha` is already signed (alpha_i · y_i) and in the order of the rows.
+        let (support, dual_coef): (Vec<usize>, Vec<f64>) = svm
+            .alpha
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.abs() > SUPPORT_THRESHOLD)
+            .map(|(i, &a)| (i, a))
+            .unzip();
+        if !svm.rho.is_finite() || dual_coef.iter().any(|a| !a.is_finite()) {
+            return Err(Error::Numerical(format!(
+                "svm training diverged (`{}` kernel gave non-finite coefficients): \
+                 scale the features or lower `degree`",
+                self.0.kernel
+            )));
+        }
+        Ok(Solution {
+            support,
+            dual_coef,
+            intercept: -svm.rho,
+        })
+    }
+
+    /// Platt's sigmoid on out-of-fold decision values, as libsvm's `svm_binary_svc_probability`
+    /// but with deterministic stratified folds (the k-th trial of each side goes to fold
+    /// k mod 5) instead of a random permutation.
+    fn cross_validated_platt(
+        &self,
+        kernel: &FittedKernel,
+        x: ArrayView2<f64>,
+        positive: &[bool],
+    ) -> Result<Platt> {
+        let n = positive.len();
+        let (mut n_pos, mut n_neg) = (0, 0);
+        let fold: Vec<usize> = positive
+            .iter()
+            .map(|&p| {
+                let counter = if p { &mut n_pos } else { &mut n_neg };
+                *counter += 1;
+                (*counter - 1) % PLATT_FOLDS
+            })
+            .collect();
+
+        let mut dec = vec![0.0; n];
+        for f in 0..PLATT_FOLDS {
+            let (train, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] != f);
+            if test.is_empty() {
+                continue;
+            }
+            let labels: Vec<bool> = train.iter().map(|&i| positive[i]).collect();
+            let n_true = labels.iter().filter(|&&p| p).count();
+            if n_true == 0 || n_true == labels.len() {
+                // libsvm: a fold trained on one side only says that side with value ±1.
+                let v = match (labels.is_empty(), n_true > 0) {
+                    (true, _) => 0.0,
+                    (false, true) => 1.0,
+                    (false, false) => -1.0,
+                };
+                test.iter().for_each(|&i| dec[i] = v);
+                continue;
+            }
+            let sub = select_rows(x, &train);
+            let s = self.solve(kernel, sub.view(), &labels)?;
+            let mut buf = Vec::new();
+            for &i in &test {
+                let row = x.row(i);
+                let xi = super::contiguous(&row, &mut buf);
+                dec[i] = s
+                    .support
+                    .iter()
+                    .zip(&s.dual_coef)
+                    .map(|(&r, &a)| a * kernel.eval(row_slice(&sub, r), xi))
+                    .sum::<f64>()
+                    + s.intercept;
+            }
+        }
+        Ok(Platt::fit(&dec, positive))
+    }
+}
+
+/// Empty, non-finite or mismatched input is the caller's data error.
+fn validate(x: ArrayView2<f64>, y: ArrayView1<i64>) -> Result<()> {
+    if x.nrows() == 0 {
+        return Err(Error::Data("cannot fit an svm on `0` trials".into()));
+    }
+    if x.ncols() == 0 {
+        return Err(Error::Data("cannot fit an svm on `0` features".into()));
+    }
+    if x.nrows() != y.len() {
+        return Err(Error::Data(format!(
+            "svm got `{}` trials but `{}` labels",
+            x.nrows(),
+            y.len()
+        )));
+    }
+    if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::Data(format!(
+            "feature `{j}` of trial `{i}` is `{v}`: svm features must be finite"
+        )));
+    }
+    Ok(())
+}
+
+/// The given rows as a new standard-layout (row-contiguous) matrix.
+pub(super) fn select_rows(x: ArrayView2<f64>, rows: &[usize]) -> Array2<f64> {
+    Array2::from_shape_fn((rows.len(), x.ncols()), |(s, j)| x[(rows[s], j)])
+}
+
+/// A row of a matrix made by [`select_rows`].
+fn row_slice(x: &Array2<f64>, r: usize) -> &[f64] {
+    let n = x.ncols();
+    &x.as_slice().expect("select_rows makes standard layout")[r * n..(r + 1) * n]
+}
