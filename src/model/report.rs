@@ -118,7 +118,7 @@ fn topomap_svg(title: &str, values: &[f64], positions: &[Option<[f64; 2]>], name
     let scale = known.iter().map(|k| k.1.abs()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
     let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{}" role="img" aria-label="{}">"#, size + 14.0, esc(title));
     let _ = write!(s, r#"<text x="{cx}" y="12" font-size="11" text-anchor="middle">{}</text>"#, esc(title));
-    let n = 24;
+    let n = 40;
     let step = 2.0 * r / n as f64;
     for gy in 0..n {
         for gx in 0..n {
@@ -168,7 +168,7 @@ impl Report {
         }
         if !self.maps.is_empty() {
             if self.positions.iter().any(Option::is_some) {
-                h.push_str("<section class=\"maps\"><h2>CSP spatial patterns</h2><p>Each map shows one component's pattern (a column of the inverse filter matrix) over the scalp, nose up; red and blue are opposite signs, the scale is per map.</p>");
+                h.push_str("<section class=\"maps\"><h2>CSP spatial patterns</h2><p>Each map shows one component's spatial pattern (its forward model: how the source the filter extracts projects onto the electrodes), nose up; red and blue are opposite signs, the scale is per map.</p>");
                 for (title, values) in &self.maps {
                     h.push_str(&topomap_svg(title, values, &self.positions, &self.channel_names));
                 }
