@@ -5,6 +5,8 @@ pub mod filter;
 pub mod gdf;
 pub mod labels;
 pub mod mat;
+pub mod montage;
 pub mod recording;
+pub mod synth;
 
 pub use recording::{Event, Recording};
