@@ -48,9 +48,11 @@ impl StagedDir {
         let old = self.tmp.with_extension("old");
         let had_old = self.dest.exists();
         if had_old {
-            std::fs::rename(&self.dest, &old).map_err(|e| Error::io("move aside", &self.dest, e))?;
+            std::fs::rename(&self.dest, &old)
+                .map_err(|e| Error::io("move aside", &self.dest, e))?;
         }
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io("rename into", &self.dest, e))?;
+        std::fs::rename(&self.tmp, &self.dest)
+            .map_err(|e| Error::io("rename into", &self.dest, e))?;
         self.committed = true;
         if had_old {
             let _ = std::fs::remove_dir_all(&old);
@@ -147,8 +149,15 @@ mod tests {
         write_atomic(&p, b"abc").unwrap();
         write_atomic(&p, b"abcd").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"abcd");
-        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("y.txt")], "no temporary file is left");
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("y.txt")],
+            "no temporary file is left"
+        );
         // sha256("abc"), FIPS 180-2 test vector
         assert_eq!(
             sha256_hex(b"abc"),

@@ -14,5 +14,5 @@ pub mod preprocess;
 pub mod signal;
 
 pub use error::{Error, Result};
-pub mod train;
 pub mod predict;
+pub mod train;

@@ -51,9 +51,24 @@ pub fn check_compatible(model: &ModelFile, data: &Dataset, name: &str) -> Result
             .iter()
             .zip(&m.channels)
             .position(|(a, b)| a != b)
-            .map(|i| format!("channel {} is `{}` in the data but `{}` in the model", i + 1, m.channels[i], p.channels[i]))
-            .unwrap_or_else(|| format!("the data has {} channels, the model {}", m.channels.len(), p.channels.len()));
-        return Err(Error::Data(format!("`{name}` does not fit the model: {diff}")));
+            .map(|i| {
+                format!(
+                    "channel {} is `{}` in the data but `{}` in the model",
+                    i + 1,
+                    m.channels[i],
+                    p.channels[i]
+                )
+            })
+            .unwrap_or_else(|| {
+                format!(
+                    "the data has {} channels, the model {}",
+                    m.channels.len(),
+                    p.channels.len()
+                )
+            });
+        return Err(Error::Data(format!(
+            "`{name}` does not fit the model: {diff}"
+        )));
     }
     if m.rate != p.rate {
         return Err(Error::Data(format!(
@@ -136,7 +151,11 @@ pub fn is_dataset(path: &Path) -> bool {
 /// Loads the model, reads the data and predicts.
 pub fn run(model_dir: &Path, inputs: &[PathBuf], options: PredictOptions) -> Result<Predictions> {
     let model = artifact::load(model_dir)?;
-    let name = inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    let name = inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let (data, _tmp) = match inputs {
         [one] if is_dataset(one) => (Dataset::load(one)?, None),
         _ => {
@@ -159,7 +178,10 @@ pub fn predict_dataset(
     let x: &Array3<f32> = &data.x;
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         let per = x.len() / x.dim().0.max(1);
-        return Err(Error::Data(format!("`{name}`: trial {} holds a non-finite value", i / per.max(1))));
+        return Err(Error::Data(format!(
+            "`{name}`: trial {} holds a non-finite value",
+            i / per.max(1)
+        )));
     }
     let fitted = &model.fitted;
     let predicted = fitted.predict(x.view())?;
@@ -195,7 +217,10 @@ pub fn predict_dataset(
         data: name.to_owned(),
         n: predicted.len(),
         classes: model.classes.clone(),
-        labels: predicted.iter().map(|&c| model.classes[c].clone()).collect(),
+        labels: predicted
+            .iter()
+            .map(|&c| model.classes[c].clone())
+            .collect(),
         decision,
         probabilities,
         accuracy: scores.as_ref().map(|s| s.accuracy),

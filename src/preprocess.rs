@@ -134,7 +134,10 @@ pub fn discover(inputs: &[PathBuf], config: &PreprocessConfig) -> Result<Vec<Sou
         });
     }
     if sources.is_empty() {
-        let names: Vec<String> = inputs.iter().map(|p| format!("`{}`", p.display())).collect();
+        let names: Vec<String> = inputs
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect();
         return Err(Error::Invalid(format!(
             "no recording to read in {} (after the subject and session filters)",
             names.join(", ")
@@ -198,10 +201,17 @@ pub fn run(
             None => {
                 let kept = match &config.channels {
                     Some(list) => list.clone(),
-                    None => rec.labels.iter().filter(|l| montage::is_eeg(l)).cloned().collect(),
+                    None => rec
+                        .labels
+                        .iter()
+                        .filter(|l| montage::is_eeg(l))
+                        .cloned()
+                        .collect(),
                 };
                 if kept.is_empty() {
-                    return Err(Error::Data(format!("`{name}` has no EEG channel; pick some with `--channels`")));
+                    return Err(Error::Data(format!(
+                        "`{name}` has no EEG channel; pick some with `--channels`"
+                    )));
                 }
                 let band = BandPass::new(config.band.0, config.band.1, config.order, rec.rate)?;
                 sos = band.sos();
@@ -229,7 +239,11 @@ pub fn run(
         let mut data: Array2<f64> = rec.data.select(Axis(0), &rows);
         let n_samples = data.ncols();
 
-        let row_slices: Vec<&[f64]> = data.rows().into_iter().filter_map(|r| r.to_slice()).collect();
+        let row_slices: Vec<&[f64]> = data
+            .rows()
+            .into_iter()
+            .filter_map(|r| r.to_slice())
+            .collect();
         let gaps = GapIndex::new(&row_slices, n_samples);
         summary.gap_samples += gaps.total() as u64;
         if gaps.total() > 0 {
@@ -333,8 +347,17 @@ pub fn run(
             sources.len()
         )));
     }
-    ndarray_npy::write_npy(staged.path().join("y.npy"), &ndarray::Array1::from(y.clone()))
-        .map_err(|e| Error::io("write", staged.path().join("y.npy"), std::io::Error::other(e)))?;
+    ndarray_npy::write_npy(
+        staged.path().join("y.npy"),
+        &ndarray::Array1::from(y.clone()),
+    )
+    .map_err(|e| {
+        Error::io(
+            "write",
+            staged.path().join("y.npy"),
+            std::io::Error::other(e),
+        )
+    })?;
     write_atomic(
         &staged.path().join("trials.csv"),
         dataset::trials_csv(&trials, &y, &config.epochs.classes).as_bytes(),
@@ -407,10 +430,10 @@ fn filter_rows_parallel(sos: &[[f64; 6]], mode: FilterMode, data: &mut Array2<f6
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Numerical("a filter thread panicked".into()))))
-            .collect::<Result<()>>()
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Numerical("a filter thread panicked".into())))
+        })
     })
 }
 

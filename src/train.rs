@@ -13,7 +13,7 @@ use crate::fsutil::sha256_hex;
 use crate::model::artifact::{self, DatasetRef, ModelFile, Preprocessing};
 use crate::model::classifier::{self, ModelParams};
 use crate::model::cv::Evaluation;
-use crate::model::evaluate::{self, Evaluated, FoldResult, TrialMeta};
+use crate::model::evaluate::{self, Evaluated, FoldResult, Trials};
 use crate::model::report::Report;
 use crate::signal::montage;
 
@@ -94,9 +94,9 @@ pub fn run(
     let start = Instant::now();
     let evaluated = evaluate::evaluate(
         dataset.x.view(),
-        &y,
-        n_classes,
-        TrialMeta {
+        Trials {
+            y: &y,
+            n_classes,
             subjects: &subjects,
             sessions: &sessions,
         },
@@ -111,7 +111,9 @@ pub fn run(
     // competition protocol, where the evaluation session stays unseen.
     let start = Instant::now();
     let train: Vec<usize> = match config.evaluation {
-        Evaluation::Session => (0..n).filter(|&i| sessions[i].eq_ignore_ascii_case("T")).collect(),
+        Evaluation::Session => (0..n)
+            .filter(|&i| sessions[i].eq_ignore_ascii_case("T"))
+            .collect(),
         _ => (0..n).collect(),
     };
     let x_train = dataset.x.select(Axis(0), &train);
@@ -119,7 +121,13 @@ pub fn run(
     let fitted = classifier::fit(x_train.view(), &y_train, &checked)?;
     let fit_seconds = start.elapsed().as_secs_f64();
 
-    let metrics = metrics_of(&evaluated, &meta.classes, n, evaluation_seconds, fit_seconds);
+    let metrics = metrics_of(
+        &evaluated,
+        &meta.classes,
+        n,
+        evaluation_seconds,
+        fit_seconds,
+    );
     let model = ModelFile {
         format: artifact::FORMAT.to_owned(),
         format_version: artifact::FORMAT_VERSION,
@@ -141,9 +149,7 @@ pub fn run(
         },
         fitted,
     };
-    let report = config
-        .report
-        .then(|| report_of(&model, &metrics).to_html());
+    let report = config.report.then(|| report_of(&model, &metrics).to_html());
     let metrics_json = serde_json::to_value(&metrics).map_err(|e| Error::Invalid(e.to_string()))?;
     let extra = [("cv_predictions.csv", cv_predictions_csv(&evaluated, &y))];
     artifact::save(out, &model, &metrics_json, report.as_deref(), &extra)?;
@@ -162,7 +168,13 @@ fn cv_predictions_csv(e: &Evaluated, y: &[usize]) -> String {
     out
 }
 
-fn metrics_of(e: &Evaluated, classes: &[String], n: usize, evaluation_seconds: f64, fit_seconds: f64) -> Metrics {
+fn metrics_of(
+    e: &Evaluated,
+    classes: &[String],
+    n: usize,
+    evaluation_seconds: f64,
+    fit_seconds: f64,
+) -> Metrics {
     Metrics {
         accuracy: e.accuracy,
         kappa: e.kappa,
@@ -170,7 +182,11 @@ fn metrics_of(e: &Evaluated, classes: &[String], n: usize, evaluation_seconds: f
         seed: e.seed,
         n_trials: n,
         classes: classes.to_vec(),
-        recall: classes.iter().cloned().zip(e.pooled.recall.iter().copied()).collect(),
+        recall: classes
+            .iter()
+            .cloned()
+            .zip(e.pooled.recall.iter().copied())
+            .collect(),
         confusion: e.pooled.confusion.clone(),
         folds: e.folds.clone(),
         subjects: e
@@ -196,18 +212,62 @@ fn report_of(model: &ModelFile, m: &Metrics) -> Report {
     let p = &model.params;
     let f = &model.preprocessing.filter;
     let facts = vec![
-        ("accuracy".into(), format!("{:.1} % (mean over {} fold(s), {})", m.accuracy * 100.0, m.folds.len(), m.evaluation)),
+        (
+            "accuracy".into(),
+            format!(
+                "{:.1} % (mean over {} fold(s), {})",
+                m.accuracy * 100.0,
+                m.folds.len(),
+                m.evaluation
+            ),
+        ),
         ("Cohen's kappa".into(), format!("{:.3}", m.kappa)),
-        ("trials".into(), format!("{} ({})", m.n_trials, m.classes.join(", "))),
-        ("preprocessing".into(), format!(
-            "{} channels, {} Hz, Butterworth N={} {}–{} Hz {}, window {}–{} s",
-            model.preprocessing.channels.len(), model.preprocessing.rate, f.order, f.band[0], f.band[1], f.mode,
-            model.preprocessing.window.tmin, model.preprocessing.window.tmax
-        )),
-        ("CSP".into(), format!("{} components, log {}, trace normalisation {}, shrinkage {}", p.n_components, p.log, p.norm_trace, p.shrinkage)),
-        ("SVM".into(), format!("kernel {}, C {}, gamma {}, degree {}, coef0 {}, standardize {}", p.kernel.as_str(), p.c, p.gamma, p.degree, p.coef0, p.standardize)),
+        (
+            "trials".into(),
+            format!("{} ({})", m.n_trials, m.classes.join(", ")),
+        ),
+        (
+            "preprocessing".into(),
+            format!(
+                "{} channels, {} Hz, Butterworth N={} {}–{} Hz {}, window {}–{} s",
+                model.preprocessing.channels.len(),
+                model.preprocessing.rate,
+                f.order,
+                f.band[0],
+                f.band[1],
+                f.mode,
+                model.preprocessing.window.tmin,
+                model.preprocessing.window.tmax
+            ),
+        ),
+        (
+            "CSP".into(),
+            format!(
+                "{} components, log {}, trace normalisation {}, shrinkage {}",
+                p.n_components, p.log, p.norm_trace, p.shrinkage
+            ),
+        ),
+        (
+            "SVM".into(),
+            format!(
+                "kernel {}, C {}, gamma {}, degree {}, coef0 {}, standardize {}",
+                p.kernel.as_str(),
+                p.c,
+                p.gamma,
+                p.degree,
+                p.coef0,
+                p.standardize
+            ),
+        ),
         ("seed".into(), model.seed.to_string()),
-        ("dataset".into(), format!("{} (sha256 {})", model.dataset.path, &model.dataset.sha256[..12])),
+        (
+            "dataset".into(),
+            format!(
+                "{} (sha256 {})",
+                model.dataset.path,
+                &model.dataset.sha256[..12]
+            ),
+        ),
     ];
     let patterns = model.fitted.csp.patterns();
     Report {
@@ -215,15 +275,28 @@ fn report_of(model: &ModelFile, m: &Metrics) -> Report {
         facts,
         classes: m.classes.clone(),
         confusion: m.confusion.clone(),
-        folds: m.folds.iter().map(|f| (format!("{}", f.fold + 1), f.accuracy)).collect(),
-        subjects: m.subjects.iter().map(|(s, sc)| (format!("S{s}"), sc.accuracy)).collect(),
+        folds: m
+            .folds
+            .iter()
+            .map(|f| (format!("{}", f.fold + 1), f.accuracy))
+            .collect(),
+        subjects: m
+            .subjects
+            .iter()
+            .map(|(s, sc)| (format!("S{s}"), sc.accuracy))
+            .collect(),
         chance: 1.0 / m.classes.len().max(1) as f64,
         maps: patterns
             .outer_iter()
             .enumerate()
             .map(|(i, row)| (format!("CSP {}", i + 1), row.to_vec()))
             .collect(),
-        positions: model.preprocessing.channels.iter().map(|c| montage::position(c)).collect(),
+        positions: model
+            .preprocessing
+            .channels
+            .iter()
+            .map(|c| montage::position(c))
+            .collect(),
         channel_names: model.preprocessing.channels.clone(),
     }
 }

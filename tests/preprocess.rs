@@ -35,12 +35,22 @@ fn synth_writes_the_2a_layout_deterministically() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["A01E.gdf", "A01E.mat", "A01T.gdf", "A02E.gdf", "A02E.mat", "A02T.gdf"]);
+    assert_eq!(
+        names,
+        ["A01E.gdf", "A01E.mat", "A01T.gdf", "A02E.gdf", "A02E.mat", "A02T.gdf"]
+    );
     // A subject's data depends only on the seed and the subject, not on who else was asked for.
     for name in ["A02T.gdf", "A02E.gdf", "A02E.mat"] {
-        assert_eq!(std::fs::read(a.join(name)).unwrap(), std::fs::read(b.join(name)).unwrap(), "{name}");
+        assert_eq!(
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+            "{name}"
+        );
     }
-    assert_ne!(std::fs::read(a.join("A01T.gdf")).unwrap(), std::fs::read(a.join("A02T.gdf")).unwrap());
+    assert_ne!(
+        std::fs::read(a.join("A01T.gdf")).unwrap(),
+        std::fs::read(a.join("A02T.gdf")).unwrap()
+    );
 }
 
 #[test]
@@ -59,7 +69,11 @@ fn preprocess_synth_end_to_end_and_numpy_reads_it() {
     ])
     .success();
     let summary: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
-    assert!(done.stderr.contains("subject"), "summary table on stderr:\n{}", done.stderr);
+    assert!(
+        done.stderr.contains("subject"),
+        "summary table on stderr:\n{}",
+        done.stderr
+    );
 
     let x: Array3<f32> = ndarray_npy::read_npy(out.join("X.npy")).unwrap();
     let y: Array1<i64> = ndarray_npy::read_npy(out.join("y.npy")).unwrap();
@@ -114,14 +128,28 @@ fn preprocess_matches_scipy_on_the_libgdf_fixture() {
     let gdf = fixtures().join("gdf/session_gdf210_libgdf.gdf");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("epochs");
-    bciops(["preprocess", "--input", gdf.to_str().unwrap(), "--out", out.to_str().unwrap(), "--window", "0,1"])
-        .success();
+    bciops([
+        "preprocess",
+        "--input",
+        gdf.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--window",
+        "0,1",
+    ])
+    .success();
     let x: Array3<f32> = ndarray_npy::read_npy(out.join("X.npy")).unwrap();
     let y: Array1<i64> = ndarray_npy::read_npy(out.join("y.npy")).unwrap();
     assert_eq!(x.dim(), (9, 22, 250));
     // Labels from the ground truth (1 = left, 2 = right), trial 4 (index 3) rejected.
-    let labels: Array1<i64> = ndarray_npy::read_npy(fixtures().join("gdf/session_labels.npy")).unwrap();
-    let expected: Vec<i64> = labels.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| l - 1).collect();
+    let labels: Array1<i64> =
+        ndarray_npy::read_npy(fixtures().join("gdf/session_labels.npy")).unwrap();
+    let expected: Vec<i64> = labels
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, l)| l - 1)
+        .collect();
     assert_eq!(y.to_vec(), expected);
 
     // Trials cut from scipy's sosfiltfilt of the ground-truth signal at the ground-truth cue
@@ -163,11 +191,22 @@ fn both_gdf_writers_give_the_same_epochs() {
     for name in ["session_gdf210_libgdf.gdf", "session_gdf251_biosig.gdf"] {
         let out = tmp.path().join(name);
         let input = fixtures().join("gdf").join(name);
-        bciops(["preprocess", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()]).success();
+        bciops([
+            "preprocess",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .success();
         outputs.push(ndarray_npy::read_npy::<_, Array3<f32>>(out.join("X.npy")).unwrap());
     }
     assert_eq!(outputs[0].dim(), outputs[1].dim());
-    let worst = outputs[0].iter().zip(outputs[1].iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let worst = outputs[0]
+        .iter()
+        .zip(outputs[1].iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     // biosig re-quantised libGDF's samples (they differ by up to one int16 count, 0.003 µV, as
     // measured with NumPy on the raw values), and the filter's gain is at most 1.
     assert!(worst < 0.01, "{worst}");
@@ -178,11 +217,13 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o");
     let o = out.to_str().unwrap();
-    bciops(["preprocess", "--input", "/nonexistent/x.gdf", "--out", o]).fails(2, "/nonexistent/x.gdf");
+    bciops(["preprocess", "--input", "/nonexistent/x.gdf", "--out", o])
+        .fails(2, "/nonexistent/x.gdf");
 
     let junk = tmp.path().join("junk.gdf");
     std::fs::write(&junk, b"not a gdf file at all").unwrap();
-    let done = bciops(["preprocess", "--input", junk.to_str().unwrap(), "--out", o]).fails(2, "junk.gdf");
+    let done =
+        bciops(["preprocess", "--input", junk.to_str().unwrap(), "--out", o]).fails(2, "junk.gdf");
     assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
     assert!(!out.exists(), "no partial dataset is left behind");
 
@@ -190,8 +231,26 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
     let g = gdf.to_str().unwrap();
     bciops(["preprocess", "--input", g, "--out", o, "--band", "30,8"]).fails(2, "30");
     bciops(["preprocess", "--input", g, "--out", o, "--band", "8,200"]).fails(2, "200");
-    bciops(["preprocess", "--input", g, "--out", o, "--classes", "left,elbow"]).fails(2, "`elbow`");
-    bciops(["preprocess", "--input", g, "--out", o, "--channels", "EEG-C3,EEG-X"]).fails(2, "`EEG-X`");
+    bciops([
+        "preprocess",
+        "--input",
+        g,
+        "--out",
+        o,
+        "--classes",
+        "left,elbow",
+    ])
+    .fails(2, "`elbow`");
+    bciops([
+        "preprocess",
+        "--input",
+        g,
+        "--out",
+        o,
+        "--channels",
+        "EEG-C3,EEG-X",
+    ])
+    .fails(2, "`EEG-X`");
     bciops(["preprocess", "--input", g, "--out", o, "--window", "3,0"]).fails(2, "window");
     bciops(["preprocess", "--input", g, "--out", o, "--event", "769"]).fails(2, "CODE=NAME");
     bciops(["synth", "--out", o, "--subjects", "0"]).fails(2, "`0`");
@@ -206,11 +265,25 @@ fn evaluation_session_without_labels_is_refused() {
     synth_small(&raw, "1");
     std::fs::remove_file(raw.join("A01E.mat")).unwrap();
     let out = tmp.path().join("o");
-    bciops(["preprocess", "--input", raw.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .fails(2, "no true labels");
+    bciops([
+        "preprocess",
+        "--input",
+        raw.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .fails(2, "no true labels");
     // Taking the training session only works.
-    bciops(["preprocess", "--input", raw.to_str().unwrap(), "--out", out.to_str().unwrap(), "--sessions", "T"])
-        .success();
+    bciops([
+        "preprocess",
+        "--input",
+        raw.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--sessions",
+        "T",
+    ])
+    .success();
 }
 
 #[test]

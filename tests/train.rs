@@ -10,9 +10,25 @@ use common::bciops;
 fn dataset(dir: &Path, extra: &[&str]) -> PathBuf {
     let raw = dir.join("raw");
     let epochs = dir.join("epochs");
-    bciops(["synth", "--out", raw.to_str().unwrap(), "--subjects", "1", "--trials-per-class", "24", "--runs", "2"])
-        .success();
-    let mut args = vec!["preprocess", "--input", raw.to_str().unwrap(), "--out", epochs.to_str().unwrap()];
+    bciops([
+        "synth",
+        "--out",
+        raw.to_str().unwrap(),
+        "--subjects",
+        "1",
+        "--trials-per-class",
+        "24",
+        "--runs",
+        "2",
+    ])
+    .success();
+    let mut args = vec![
+        "preprocess",
+        "--input",
+        raw.to_str().unwrap(),
+        "--out",
+        epochs.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     bciops(args).success();
     epochs
@@ -28,12 +44,29 @@ fn train_writes_a_verified_model_and_predict_uses_it() {
     let epochs = dataset(tmp.path(), &[]);
     let model = tmp.path().join("model");
     let done = bciops([
-        "train", "--data", epochs.to_str().unwrap(), "--out", model.to_str().unwrap(), "--eval", "cv:4",
-        "--kernel", "linear", "--seed", "3", "--json",
+        "train",
+        "--data",
+        epochs.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--eval",
+        "cv:4",
+        "--kernel",
+        "linear",
+        "--seed",
+        "3",
+        "--json",
     ])
     .success();
     let metrics: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
-    for name in ["MLmodel", "model.json", "metrics.json", "report.html", "checksums.sha256", "cv_predictions.csv"] {
+    for name in [
+        "MLmodel",
+        "model.json",
+        "metrics.json",
+        "report.html",
+        "checksums.sha256",
+        "cv_predictions.csv",
+    ] {
         assert!(model.join(name).is_file(), "{name}");
     }
     let on_disk = json(&model.join("metrics.json"));
@@ -52,28 +85,66 @@ fn train_writes_a_verified_model_and_predict_uses_it() {
     assert_eq!(m["dataset"]["sha256"].as_str().unwrap().len(), 64);
     let report = std::fs::read_to_string(model.join("report.html")).unwrap();
     assert!(report.contains("Confusion matrix") && report.contains("CSP spatial patterns"));
-    assert!(report.contains("<title>EEG-C3</title>"), "topomaps place the 2a electrodes");
+    assert!(
+        report.contains("<title>EEG-C3</title>"),
+        "topomaps place the 2a electrodes"
+    );
 
     // The same seed gives the same model; the evaluation is deterministic.
     let again = tmp.path().join("again");
-    bciops(["train", "--data", epochs.to_str().unwrap(), "--out", again.to_str().unwrap(), "--eval", "cv:4", "--kernel", "linear", "--seed", "3"])
-        .success();
-    assert_eq!(json(&again.join("metrics.json"))["accuracy"], metrics["accuracy"]);
+    bciops([
+        "train",
+        "--data",
+        epochs.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+        "--eval",
+        "cv:4",
+        "--kernel",
+        "linear",
+        "--seed",
+        "3",
+    ])
+    .success();
+    assert_eq!(
+        json(&again.join("metrics.json"))["accuracy"],
+        metrics["accuracy"]
+    );
     assert_eq!(json(&again.join("model.json"))["fitted"], m["fitted"]);
 
     // predict on the dataset: labels, decision values, accuracy on training data.
     let out = tmp.path().join("pred.json");
-    bciops(["predict", "--model", model.to_str().unwrap(), "--data", epochs.to_str().unwrap(), "--decision", "--out", out.to_str().unwrap()])
-        .success();
+    bciops([
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        epochs.to_str().unwrap(),
+        "--decision",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .success();
     let p = json(&out);
     let n = p["n"].as_u64().unwrap() as usize;
     assert_eq!(p["labels"].as_array().unwrap().len(), n);
     assert_eq!(p["decision"].as_array().unwrap().len(), n);
-    assert!(p["accuracy"].as_f64().unwrap() >= accuracy - 0.05, "training accuracy is not below CV accuracy");
+    assert!(
+        p["accuracy"].as_f64().unwrap() >= accuracy - 0.05,
+        "training accuracy is not below CV accuracy"
+    );
 
     // predict on raw recordings applies the model's own preprocessing: same trials, same answers.
     let raw = tmp.path().join("raw");
-    let from_raw = bciops(["predict", "--model", model.to_str().unwrap(), "--data", raw.to_str().unwrap(), "--json"]).success();
+    let from_raw = bciops([
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        raw.to_str().unwrap(),
+        "--json",
+    ])
+    .success();
     let q: serde_json::Value = serde_json::from_str(&from_raw.stdout).unwrap();
     assert_eq!(q["labels"], p["labels"]);
     assert_eq!(q["accuracy"], p["accuracy"]);
@@ -84,25 +155,73 @@ fn tampered_or_mismatched_models_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let epochs = dataset(tmp.path(), &["--sessions", "T"]);
     let model = tmp.path().join("model");
-    bciops(["train", "--data", epochs.to_str().unwrap(), "--out", model.to_str().unwrap(), "--eval", "holdout:0.25", "--no-report"])
-        .success();
+    bciops([
+        "train",
+        "--data",
+        epochs.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--eval",
+        "holdout:0.25",
+        "--no-report",
+    ])
+    .success();
     assert!(!model.join("report.html").exists());
 
     // Data cut with another window does not fit the model.
     let short = tmp.path().join("short");
-    bciops(["preprocess", "--input", tmp.path().join("raw").to_str().unwrap(), "--out", short.to_str().unwrap(), "--window", "0,2"])
-        .success();
-    bciops(["predict", "--model", model.to_str().unwrap(), "--data", short.to_str().unwrap()]).fails(2, "500 samples");
+    bciops([
+        "preprocess",
+        "--input",
+        tmp.path().join("raw").to_str().unwrap(),
+        "--out",
+        short.to_str().unwrap(),
+        "--window",
+        "0,2",
+    ])
+    .success();
+    bciops([
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        short.to_str().unwrap(),
+    ])
+    .fails(2, "500 samples");
 
     // A probability request on a model trained without it.
-    bciops(["predict", "--model", model.to_str().unwrap(), "--data", epochs.to_str().unwrap(), "--proba"]).fails(2, "--probability");
+    bciops([
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        epochs.to_str().unwrap(),
+        "--proba",
+    ])
+    .fails(2, "--probability");
 
     // One changed byte in model.json is caught by the checksum.
     let path = model.join("model.json");
-    let text = std::fs::read_to_string(&path).unwrap().replacen("\"seed\": 42", "\"seed\": 43", 1);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("\"seed\": 42", "\"seed\": 43", 1);
     std::fs::write(&path, text).unwrap();
-    bciops(["predict", "--model", model.to_str().unwrap(), "--data", epochs.to_str().unwrap()]).fails(2, "checksum mismatch");
-    bciops(["predict", "--model", tmp.path().to_str().unwrap(), "--data", epochs.to_str().unwrap()]).fails(2, "not a bciops model");
+    bciops([
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        epochs.to_str().unwrap(),
+    ])
+    .fails(2, "checksum mismatch");
+    bciops([
+        "predict",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--data",
+        epochs.to_str().unwrap(),
+    ])
+    .fails(2, "not a bciops model");
 }
 
 #[test]
@@ -116,18 +235,42 @@ fn bad_training_requests_exit_2() {
     bciops(["train", "--data", d, "--out", o, "--n-components", "40"]).fails(2, "`40`");
     bciops(["train", "--data", d, "--out", o, "--c", "-1"]).fails(2, "-1");
     bciops(["train", "--data", d, "--out", o, "--gamma", "fast"]).fails(2, "`fast`");
-    bciops(["train", "--data", d, "--out", o, "--eval", "cv:100"]).fails(2, "fewer than the 100 folds");
+    bciops(["train", "--data", d, "--out", o, "--eval", "cv:100"])
+        .fails(2, "fewer than the 100 folds");
     bciops(["train", "--data", d, "--out", o, "--eval", "session"]).fails(2, "0 E");
     bciops(["train", "--data", d, "--out", o, "--shrinkage", "2"]).fails(2, "`2`");
     let params = tmp.path().join("p.json");
-    std::fs::write(&params, r#"{"params": {"kernel": "linear", "colour": "red"}}"#).unwrap();
-    bciops(["train", "--data", d, "--out", o, "--params", params.to_str().unwrap()]).fails(2, "colour");
+    std::fs::write(
+        &params,
+        r#"{"params": {"kernel": "linear", "colour": "red"}}"#,
+    )
+    .unwrap();
+    bciops([
+        "train",
+        "--data",
+        d,
+        "--out",
+        o,
+        "--params",
+        params.to_str().unwrap(),
+    ])
+    .fails(2, "colour");
     assert!(!Path::new(o).exists(), "no model is left after a failure");
 
     // A dataset with a single class.
     let one = tmp.path().join("one");
-    bciops(["preprocess", "--input", tmp.path().join("raw").to_str().unwrap(), "--out", one.to_str().unwrap(), "--sessions", "T", "--classes", "left"])
-        .success();
+    bciops([
+        "preprocess",
+        "--input",
+        tmp.path().join("raw").to_str().unwrap(),
+        "--out",
+        one.to_str().unwrap(),
+        "--sessions",
+        "T",
+        "--classes",
+        "left",
+    ])
+    .success();
     bciops(["train", "--data", one.to_str().unwrap(), "--out", o]).fails(2, "class");
 
     // NaN in X.npy.
@@ -144,14 +287,32 @@ fn params_file_is_read_and_flags_win() {
     let tmp = tempfile::tempdir().unwrap();
     let epochs = dataset(tmp.path(), &["--sessions", "T"]);
     let params = tmp.path().join("best.json");
-    std::fs::write(&params, r#"{"params": {"kernel": "poly", "degree": 2, "n_components": 6, "shrinkage": "auto"}}"#).unwrap();
+    std::fs::write(
+        &params,
+        r#"{"params": {"kernel": "poly", "degree": 2, "n_components": 6, "shrinkage": "auto"}}"#,
+    )
+    .unwrap();
     let model = tmp.path().join("m");
-    bciops(["train", "--data", epochs.to_str().unwrap(), "--out", model.to_str().unwrap(), "--params", params.to_str().unwrap(), "--n-components", "8", "--no-report"])
-        .success();
+    bciops([
+        "train",
+        "--data",
+        epochs.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--params",
+        params.to_str().unwrap(),
+        "--n-components",
+        "8",
+        "--no-report",
+    ])
+    .success();
     let m = json(&model.join("model.json"));
     assert_eq!(m["params"]["kernel"], "poly");
     assert_eq!(m["params"]["degree"], 2);
-    assert_eq!(m["params"]["n_components"], 8, "the flag wins over the file");
+    assert_eq!(
+        m["params"]["n_components"], 8,
+        "the flag wins over the file"
+    );
     assert_eq!(m["params"]["shrinkage"], "auto");
 }
 

@@ -46,7 +46,12 @@ pub fn run(args: PredictArgs, _global: Global) -> Result<()> {
         write_atomic(out, json.as_bytes())?;
     }
     match (p.accuracy, p.kappa) {
-        (Some(a), Some(k)) => eprintln!("{} trials: accuracy {:.1} % (kappa {:.3})", p.n, a * 100.0, k),
+        (Some(a), Some(k)) => eprintln!(
+            "{} trials: accuracy {:.1} % (kappa {:.3})",
+            p.n,
+            a * 100.0,
+            k
+        ),
         _ => eprintln!("{} trials predicted", p.n),
     }
     if args.json {

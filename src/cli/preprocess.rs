@@ -124,7 +124,13 @@ fn print_summary(s: &Summary) {
             let counts: Vec<String> = s
                 .classes
                 .iter()
-                .map(|c| format!("{:>width$}", classes.get(c).copied().unwrap_or(0), width = c.len()))
+                .map(|c| {
+                    format!(
+                        "{:>width$}",
+                        classes.get(c).copied().unwrap_or(0),
+                        width = c.len()
+                    )
+                })
                 .collect();
             eprintln!("{subject:<8} {session:<8} {}", counts.join("  "));
         }

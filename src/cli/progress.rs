@@ -10,7 +10,8 @@ pub fn bar(global: Global, len: u64, what: &str) -> ProgressBar {
     if global.quiet || std::env::var_os("NO_PROGRESS").is_some() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let template = format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {what} {{msg}}");
+    let template =
+        format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {what} {{msg}}");
     if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }

@@ -55,7 +55,10 @@ fn gdf_options(rec: &crate::signal::Recording, subject: u8) -> gdf::GdfWriteOpti
         patient: format!("A{subject:02} synthetic"),
         recording_id: "bciops synth: BCI IV 2a-like motor imagery".to_owned(),
         physical_range: gdf::PhysicalRange::PerChannel(
-            rec.labels.iter().map(|l| montage::physical_range(l)).collect(),
+            rec.labels
+                .iter()
+                .map(|l| montage::physical_range(l))
+                .collect(),
         ),
         ..gdf::GdfWriteOptions::default()
     }
@@ -79,7 +82,11 @@ pub fn run(args: SynthArgs, global: Global) -> Result<()> {
             let generated = synth::generate(&config, subject, session)?;
             let stem = format!("A{subject:02}{session}");
             let path = args.out.join(format!("{stem}.gdf"));
-            gdf::write(&path, &generated.recording, &gdf_options(&generated.recording, subject))?;
+            gdf::write(
+                &path,
+                &generated.recording,
+                &gdf_options(&generated.recording, subject),
+            )?;
             files.push(path.display().to_string());
             if session == Session::E {
                 let path = args.out.join(format!("{stem}.mat"));

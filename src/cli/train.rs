@@ -91,7 +91,8 @@ pub fn read_params(path: &std::path::Path) -> Result<ModelParams, Error> {
         Some(p) if p.is_object() => p.clone(),
         _ => value,
     };
-    serde_json::from_value(inner).map_err(|e| Error::malformed(path, format!("bad parameters: {e}")))
+    serde_json::from_value(inner)
+        .map_err(|e| Error::malformed(path, format!("bad parameters: {e}")))
 }
 
 impl TrainArgs {
@@ -150,7 +151,11 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     };
     let bar = progress::bar(global, folds, "folds");
     let metrics = train::run(&args.data, &args.out, &config, &|f| {
-        bar.set_message(format!("fold {} accuracy {:.1} %", f.fold + 1, f.accuracy * 100.0));
+        bar.set_message(format!(
+            "fold {} accuracy {:.1} %",
+            f.fold + 1,
+            f.accuracy * 100.0
+        ));
         bar.inc(1);
     })
     .with_context(|| format!("training on `{}` failed", args.data.display()))?;
@@ -174,8 +179,16 @@ fn print_summary(m: &Metrics, out: &std::path::Path) {
     );
     if m.subjects.len() > 1 {
         for (s, sc) in &m.subjects {
-            eprintln!("  subject {s:>3}: accuracy {:5.1} %  kappa {:6.3}  ({} trials)", sc.accuracy * 100.0, sc.kappa, sc.n);
+            eprintln!(
+                "  subject {s:>3}: accuracy {:5.1} %  kappa {:6.3}  ({} trials)",
+                sc.accuracy * 100.0,
+                sc.kappa,
+                sc.n
+            );
         }
     }
-    eprintln!("  evaluation {:.2} s, final fit {:.2} s", m.evaluation_seconds, m.fit_seconds);
+    eprintln!(
+        "  evaluation {:.2} s, final fit {:.2} s",
+        m.evaluation_seconds, m.fit_seconds
+    );
 }

@@ -129,13 +129,17 @@ pub fn trials_csv(trials: &[TrialInfo], y: &[i64], classes: &[String]) -> String
 fn parse_trials_csv(path: &Path, text: &str) -> Result<Vec<TrialInfo>> {
     let mut lines = text.lines();
     if lines.next() != Some(TRIALS_HEADER) {
-        return Err(Error::malformed(path, format!("first line is not `{TRIALS_HEADER}`")));
+        return Err(Error::malformed(
+            path,
+            format!("first line is not `{TRIALS_HEADER}`"),
+        ));
     }
     lines
         .enumerate()
         .filter(|(_, l)| !l.is_empty())
         .map(|(i, line)| {
-            let bad = || Error::malformed(path, format!("line {} is not a trial row: `{line}`", i + 2));
+            let bad =
+                || Error::malformed(path, format!("line {} is not a trial row: `{line}`", i + 2));
             let f: Vec<&str> = line.split(',').collect();
             if f.len() != 9 {
                 return Err(bad());
@@ -165,7 +169,8 @@ impl Dataset {
     /// Loads a dataset directory and checks that its parts agree with each other.
     pub fn load(dir: &Path) -> Result<Dataset> {
         let meta_path = dir.join("meta.json");
-        let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io("read", &meta_path, e))?;
+        let text =
+            std::fs::read_to_string(&meta_path).map_err(|e| Error::io("read", &meta_path, e))?;
         let meta: Meta = serde_json::from_str(&text)
             .map_err(|e| Error::malformed(&meta_path, format!("not a dataset description: {e}")))?;
         if meta.format != FORMAT || meta.format_version != FORMAT_VERSION {
@@ -189,11 +194,32 @@ impl Dataset {
 
         let (n, c, s) = x.dim();
         let checks = [
-            (y.len() == n, format!("y.npy has {} trials, X.npy {n}", y.len())),
-            (trials.len() == n, format!("trials.csv has {} rows, X.npy {n} trials", trials.len())),
-            (meta.n_trials == n, format!("meta.json says {} trials, X.npy has {n}", meta.n_trials)),
-            (meta.channels.len() == c, format!("meta.json names {} channels, X.npy has {c}", meta.channels.len())),
-            (meta.window.samples == s, format!("meta.json says {} samples, X.npy has {s}", meta.window.samples)),
+            (
+                y.len() == n,
+                format!("y.npy has {} trials, X.npy {n}", y.len()),
+            ),
+            (
+                trials.len() == n,
+                format!("trials.csv has {} rows, X.npy {n} trials", trials.len()),
+            ),
+            (
+                meta.n_trials == n,
+                format!("meta.json says {} trials, X.npy has {n}", meta.n_trials),
+            ),
+            (
+                meta.channels.len() == c,
+                format!(
+                    "meta.json names {} channels, X.npy has {c}",
+                    meta.channels.len()
+                ),
+            ),
+            (
+                meta.window.samples == s,
+                format!(
+                    "meta.json says {} samples, X.npy has {s}",
+                    meta.window.samples
+                ),
+            ),
         ];
         if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
             return Err(Error::malformed(dir, message));
@@ -205,7 +231,10 @@ impl Dataset {
         {
             return Err(Error::malformed(
                 &y_path,
-                format!("trial {i} has class index `{label}` but there are {} classes", meta.classes.len()),
+                format!(
+                    "trial {i} has class index `{label}` but there are {} classes",
+                    meta.classes.len()
+                ),
             ));
         }
         Ok(Dataset { x, y, trials, meta })

@@ -33,7 +33,9 @@ fn header(items: usize, item: &[usize]) -> Result<Vec<u8>> {
     // magic (6) + version (2) + header length (2) + dict + padding + '\n'
     let used = 10 + dict.len() + 1;
     if used > HEADER_BYTES {
-        return Err(Error::Invalid(format!("array shape `{shape}` is too large for the .npy header")));
+        return Err(Error::Invalid(format!(
+            "array shape `{shape}` is too large for the .npy header"
+        )));
     }
     let mut bytes = Vec::with_capacity(HEADER_BYTES);
     bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
@@ -93,7 +95,8 @@ impl NpyF32Writer {
             .map_err(|e| Error::io("write", &path, e.into_error()))?;
         let io = |e| Error::io("write", &path, e);
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(&header(self.items, &self.item)?).map_err(io)?;
+        file.write_all(&header(self.items, &self.item)?)
+            .map_err(io)?;
         file.sync_all().map_err(io)?;
         Ok(self.items)
     }

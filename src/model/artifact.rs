@@ -65,7 +65,10 @@ pub struct ModelFile {
 impl ModelFile {
     /// Input shape of one trial: channels × samples.
     pub fn trial_shape(&self) -> (usize, usize) {
-        (self.preprocessing.channels.len(), self.preprocessing.window.samples)
+        (
+            self.preprocessing.channels.len(),
+            self.preprocessing.window.samples,
+        )
     }
 
     /// Classifies one raw (unfiltered) trial, channels × samples in µV: the model's band-pass
@@ -103,7 +106,16 @@ fn mlmodel(model: &ModelFile, created: &str) -> String {
     let _ = writeln!(y, "    format: {FORMAT}");
     let _ = writeln!(y, "    format_version: {FORMAT_VERSION}");
     let _ = writeln!(y, "    model_file: {MODEL_FILE}");
-    let _ = writeln!(y, "    classes: [{}]", model.classes.iter().map(|c| format!("'{}'", c.replace('\'', "''"))).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        y,
+        "    classes: [{}]",
+        model
+            .classes
+            .iter()
+            .map(|c| format!("'{}'", c.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let _ = writeln!(y, "    loader: bciops serve --model <this directory>");
     let _ = writeln!(y, "model_size_bytes: null");
     let _ = writeln!(y, "signature:");
@@ -174,7 +186,8 @@ pub fn save(
 
 /// Pretty JSON of any serializable value.
 fn pretty<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string_pretty(value).map_err(|e| Error::Invalid(format!("cannot encode json: {e}")))
+    serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Invalid(format!("cannot encode json: {e}")))
 }
 
 /// Loads and verifies a model directory: every file in `checksums.sha256` must match, the
@@ -183,18 +196,28 @@ pub fn load(dir: &Path) -> Result<ModelFile> {
     let sums_path = dir.join(CHECKSUMS);
     let sums = std::fs::read_to_string(&sums_path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::malformed(dir, format!("not a bciops model directory (no `{CHECKSUMS}`)"))
+            Error::malformed(
+                dir,
+                format!("not a bciops model directory (no `{CHECKSUMS}`)"),
+            )
         } else {
             Error::io("read", &sums_path, e)
         }
     })?;
     let mut listed = Vec::new();
-    for (i, line) in sums.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let (digest, name) = line
-            .split_once("  ")
-            .ok_or_else(|| Error::malformed(&sums_path, format!("line {} is not `SHA256  NAME`", i + 1)))?;
+    for (i, line) in sums
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let (digest, name) = line.split_once("  ").ok_or_else(|| {
+            Error::malformed(&sums_path, format!("line {} is not `SHA256  NAME`", i + 1))
+        })?;
         if name.contains('/') || name.contains("..") {
-            return Err(Error::malformed(&sums_path, format!("line {} names `{name}` outside the model", i + 1)));
+            return Err(Error::malformed(
+                &sums_path,
+                format!("line {} names `{name}` outside the model", i + 1),
+            ));
         }
         let path = dir.join(name);
         let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
@@ -208,7 +231,10 @@ pub fn load(dir: &Path) -> Result<ModelFile> {
     }
     for required in ["MLmodel", MODEL_FILE] {
         if !listed.iter().any(|n| n == required) {
-            return Err(Error::malformed(&sums_path, format!("does not list `{required}`")));
+            return Err(Error::malformed(
+                &sums_path,
+                format!("does not list `{required}`"),
+            ));
         }
     }
     let path = dir.join(MODEL_FILE);
@@ -224,12 +250,19 @@ pub fn load(dir: &Path) -> Result<ModelFile> {
             ),
         ));
     }
-    model.fitted.svm.validate().map_err(|e| Error::malformed(&path, e.to_string()))?;
+    model
+        .fitted
+        .svm
+        .validate()
+        .map_err(|e| Error::malformed(&path, e.to_string()))?;
     let (c, _) = model.trial_shape();
     if model.fitted.csp.n_channels() != c {
         return Err(Error::malformed(
             &path,
-            format!("csp filters take {} channels but the model names {c}", model.fitted.csp.n_channels()),
+            format!(
+                "csp filters take {} channels but the model names {c}",
+                model.fitted.csp.n_channels()
+            ),
         ));
     }
     if model.fitted.csp.n_features() != model.fitted.svm.n_features {

@@ -161,14 +161,23 @@ pub struct Fitted {
 }
 
 /// Fits the pipeline on `x` (trials × channels × samples) with classes `y`.
-pub fn fit<T: csp::Sample>(x: ArrayView3<T>, y: &[usize], params: &CheckedParams) -> Result<Fitted> {
+pub fn fit<T: csp::Sample>(
+    x: ArrayView3<T>,
+    y: &[usize],
+    params: &CheckedParams,
+) -> Result<Fitted> {
     let csp = Csp::fit(x, y, &params.csp)?;
     let features = csp.transform(x)?;
     fit_on_features(csp, features, y, params)
 }
 
 /// Fits scaler and SVM on features a fitted CSP produced (lets a sweep share the CSP).
-pub fn fit_on_features(csp: Csp, mut features: Array2<f64>, y: &[usize], params: &CheckedParams) -> Result<Fitted> {
+pub fn fit_on_features(
+    csp: Csp,
+    mut features: Array2<f64>,
+    y: &[usize],
+    params: &CheckedParams,
+) -> Result<Fitted> {
     let scaler = if params.params.standardize {
         let scaler = StandardScaler::fit(features.view())?;
         features = scaler.transform(features.view())?;

@@ -79,8 +79,17 @@ pub struct Split {
 }
 
 /// The folds of `evaluation` over trials with class `y` and session `sessions`.
-pub fn splits(evaluation: Evaluation, y: &[usize], sessions: &[String], seed: u64) -> Result<Vec<Split>> {
-    assert_eq!(y.len(), sessions.len(), "labels and sessions differ in length");
+pub fn splits(
+    evaluation: Evaluation,
+    y: &[usize],
+    sessions: &[String],
+    seed: u64,
+) -> Result<Vec<Split>> {
+    assert_eq!(
+        y.len(),
+        sessions.len(),
+        "labels and sessions differ in length"
+    );
     let n_classes = y.iter().max().map_or(0, |m| m + 1);
     let mut counts = vec![0usize; n_classes];
     for &c in y {
@@ -95,7 +104,8 @@ pub fn splits(evaluation: Evaluation, y: &[usize], sessions: &[String], seed: u6
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     match evaluation {
         Evaluation::KFold(k) => {
-            if let Some((class, &count)) = counts.iter().enumerate().find(|(_, &c)| c > 0 && c < k) {
+            if let Some((class, &count)) = counts.iter().enumerate().find(|(_, &c)| c > 0 && c < k)
+            {
                 return Err(Error::Data(format!(
                     "class {class} has {count} trials, fewer than the {k} folds of `cv:{k}`"
                 )));
@@ -181,15 +191,29 @@ mod tests {
         assert_eq!(folds.len(), 5);
         let mut all: Vec<usize> = folds.iter().flat_map(|f| f.test.clone()).collect();
         all.sort_unstable();
-        assert_eq!(all, (0..103).collect::<Vec<_>>(), "test sets partition the trials");
+        assert_eq!(
+            all,
+            (0..103).collect::<Vec<_>>(),
+            "test sets partition the trials"
+        );
         for f in &folds {
             assert_eq!(f.train.len() + f.test.len(), 103);
-            assert!(f.test.iter().all(|i| !f.train.contains(i)), "no test trial is trained on");
+            assert!(
+                f.test.iter().all(|i| !f.train.contains(i)),
+                "no test trial is trained on"
+            );
             let ones = f.test.iter().filter(|&&i| y[i] == 1).count();
-            assert!((6..=7).contains(&ones), "class 1 (35 trials) spread evenly: {ones}");
+            assert!(
+                (6..=7).contains(&ones),
+                "class 1 (35 trials) spread evenly: {ones}"
+            );
             assert!((20..=21).contains(&f.test.len()));
         }
-        assert_eq!(folds, splits(Evaluation::KFold(5), &y, &t(103), 1).unwrap(), "seeded");
+        assert_eq!(
+            folds,
+            splits(Evaluation::KFold(5), &y, &t(103), 1).unwrap(),
+            "seeded"
+        );
         assert_ne!(folds, splits(Evaluation::KFold(5), &y, &t(103), 2).unwrap());
     }
 
@@ -198,24 +222,37 @@ mod tests {
         let y: Vec<usize> = (0..20).map(|i| i % 2).collect();
         let h = splits(Evaluation::Holdout(0.2), &y, &t(20), 3).unwrap();
         assert_eq!(h[0].test.len(), 4);
-        let sessions: Vec<String> = (0..20).map(|i| if i < 12 { "T" } else { "E" }.to_owned()).collect();
+        let sessions: Vec<String> = (0..20)
+            .map(|i| if i < 12 { "T" } else { "E" }.to_owned())
+            .collect();
         let s = splits(Evaluation::Session, &y, &sessions, 0).unwrap();
         assert_eq!(s[0].train, (0..12).collect::<Vec<_>>());
         assert_eq!(s[0].test, (12..20).collect::<Vec<_>>());
-        let err = splits(Evaluation::Session, &y, &t(20), 0).unwrap_err().to_string();
+        let err = splits(Evaluation::Session, &y, &t(20), 0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("0 E"), "{err}");
     }
 
     #[test]
     fn bad_requests_are_errors() {
         let y = vec![0, 0, 0, 1, 1, 1];
-        assert!(splits(Evaluation::KFold(4), &y, &t(6), 0).unwrap_err().to_string().contains("fewer than the 4 folds"));
-        assert!(splits(Evaluation::KFold(2), &[0, 0, 0], &t(3), 0).unwrap_err().to_string().contains("1 class"));
+        assert!(splits(Evaluation::KFold(4), &y, &t(6), 0)
+            .unwrap_err()
+            .to_string()
+            .contains("fewer than the 4 folds"));
+        assert!(splits(Evaluation::KFold(2), &[0, 0, 0], &t(3), 0)
+            .unwrap_err()
+            .to_string()
+            .contains("1 class"));
         for bad in ["cv:1", "cv:x", "holdout:1.5", "holdout:0", "loo", ""] {
             assert!(bad.parse::<Evaluation>().is_err(), "{bad}");
         }
         assert_eq!("cv:5".parse::<Evaluation>().unwrap(), Evaluation::KFold(5));
-        assert_eq!("holdout:0.2".parse::<Evaluation>().unwrap(), Evaluation::Holdout(0.2));
+        assert_eq!(
+            "holdout:0.2".parse::<Evaluation>().unwrap(),
+            Evaluation::Holdout(0.2)
+        );
         assert_eq!(Evaluation::KFold(5).to_string(), "cv:5");
     }
 }

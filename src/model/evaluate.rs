@@ -45,12 +45,18 @@ pub struct Evaluated {
     pub fold_of: Vec<Option<usize>>,
 }
 
-/// What the evaluation needs to know of each trial besides its data and class.
+/// What the evaluation needs to know of each trial besides its data.
 #[derive(Debug, Clone, Copy)]
-pub struct TrialMeta<'a> {
+pub struct Trials<'a> {
+    /// Class index of each trial, `0..n_classes`.
+    pub y: &'a [usize],
+    pub n_classes: usize,
     pub subjects: &'a [u32],
     pub sessions: &'a [String],
 }
+
+/// A fold's predictions and its wall time, once it has run.
+type FoldOutcome = Option<Result<(Vec<usize>, f64)>>;
 
 /// Fits one fold from the per-trial scatters (computed once for all folds) and predicts its
 /// test trials.
@@ -62,7 +68,8 @@ fn run_fold<T: csp::Sample + Sync>(
     split: &cv::Split,
     params: &CheckedParams,
 ) -> Result<Vec<usize>> {
-    let classes = csp::class_scatters(n_classes, split.train.iter().map(|&i| (&scatters[i], y[i])))?;
+    let classes =
+        csp::class_scatters(n_classes, split.train.iter().map(|&i| (&scatters[i], y[i])))?;
     let csp = Csp::fit_from_scatters(&classes, &params.csp)?;
     let train_x = x.select(Axis(0), &split.train);
     let train_y: Vec<usize> = split.train.iter().map(|&i| y[i]).collect();
@@ -72,25 +79,31 @@ fn run_fold<T: csp::Sample + Sync>(
     fitted.predict(test_x.view())
 }
 
-/// Evaluates `params` on `x` (trials × channels × samples) with classes `y` (`0..n_classes`).
+/// Evaluates `params` on `x` (trials × channels × samples).
 /// Folds run in parallel over the machine's cores; `on_fold` is called as each finishes.
 pub fn evaluate<T: csp::Sample + Sync>(
     x: ArrayView3<T>,
-    y: &[usize],
-    n_classes: usize,
-    meta: TrialMeta<'_>,
+    trials: Trials<'_>,
     params: &CheckedParams,
     evaluation: Evaluation,
     seed: u64,
     on_fold: &(dyn Fn(&FoldResult) + Sync),
 ) -> Result<Evaluated> {
+    let Trials {
+        y,
+        n_classes,
+        subjects: trial_subjects,
+        sessions,
+    } = trials;
     let n = x.len_of(Axis(0));
     assert_eq!(y.len(), n, "labels and trials differ");
-    let splits = cv::splits(evaluation, y, meta.sessions, seed)?;
+    let splits = cv::splits(evaluation, y, sessions, seed)?;
     let scatters = csp::trial_scatters(x)?;
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(splits.len());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(splits.len());
 
-    let mut outcomes: Vec<Option<Result<(Vec<usize>, f64)>>> = (0..splits.len()).map(|_| None).collect();
+    let mut outcomes: Vec<FoldOutcome> = (0..splits.len()).map(|_| None).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots = std::sync::Mutex::new(&mut outcomes);
     std::thread::scope(|scope| {
@@ -150,11 +163,15 @@ pub fn evaluate<T: csp::Sample + Sync>(
     let pred: Vec<usize> = tested.iter().filter_map(|&i| predictions[i]).collect();
     let pooled = Scores::new(&truth, &pred, n_classes);
     let mut per_subject = BTreeMap::new();
-    let mut subjects: Vec<u32> = tested.iter().map(|&i| meta.subjects[i]).collect();
+    let mut subjects: Vec<u32> = tested.iter().map(|&i| trial_subjects[i]).collect();
     subjects.sort_unstable();
     subjects.dedup();
     for s in subjects {
-        let idx: Vec<usize> = tested.iter().copied().filter(|&i| meta.subjects[i] == s).collect();
+        let idx: Vec<usize> = tested
+            .iter()
+            .copied()
+            .filter(|&i| trial_subjects[i] == s)
+            .collect();
         let t: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
         let p: Vec<usize> = idx.iter().filter_map(|&i| predictions[i]).collect();
         per_subject.insert(s, Scores::new(&t, &p, n_classes));

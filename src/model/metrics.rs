@@ -19,14 +19,22 @@ impl Scores {
     /// Scores predictions of `n_classes` classes. Labels outside `0..n_classes` are a bug of the
     /// caller and panic (the library's own parts produce them).
     pub fn new(truth: &[usize], predicted: &[usize], n_classes: usize) -> Scores {
-        assert_eq!(truth.len(), predicted.len(), "truth and predictions differ in length");
+        assert_eq!(
+            truth.len(),
+            predicted.len(),
+            "truth and predictions differ in length"
+        );
         let mut confusion = vec![vec![0usize; n_classes]; n_classes];
         for (&t, &p) in truth.iter().zip(predicted) {
             confusion[t][p] += 1;
         }
         let n = truth.len();
         let correct: usize = (0..n_classes).map(|k| confusion[k][k]).sum();
-        let accuracy = if n == 0 { 0.0 } else { correct as f64 / n as f64 };
+        let accuracy = if n == 0 {
+            0.0
+        } else {
+            correct as f64 / n as f64
+        };
         // Expected agreement by chance from the marginals (sklearn's cohen_kappa_score).
         let expected = if n == 0 {
             0.0
@@ -78,7 +86,10 @@ mod tests {
         let t = [0, 0, 1, 1, 2, 2, 2, 0];
         let p = [0, 1, 1, 1, 2, 0, 2, 0];
         let s = Scores::new(&t, &p, 3);
-        assert_eq!(s.confusion, vec![vec![2, 1, 0], vec![0, 2, 0], vec![1, 0, 2]]);
+        assert_eq!(
+            s.confusion,
+            vec![vec![2, 1, 0], vec![0, 2, 0], vec![1, 0, 2]]
+        );
         assert!((s.accuracy - 0.75).abs() < 1e-15);
         // cohen_kappa_score(t, p) = 0.627906976744186
         assert!((s.kappa - 0.627906976744186).abs() < 1e-12, "{}", s.kappa);

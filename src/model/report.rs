@@ -62,23 +62,53 @@ fn confusion_svg(classes: &[String], m: &[Vec<usize>]) -> String {
     let top = 40.0;
     let width = left + cell * n as f64 + 20.0;
     let height = top + cell * n as f64 + 40.0;
-    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="confusion matrix">"#);
-    let _ = write!(s, r#"<text x="{}" y="14" font-size="12" text-anchor="middle">predicted</text>"#, left + cell * n as f64 / 2.0);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="confusion matrix">"#
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="14" font-size="12" text-anchor="middle">predicted</text>"#,
+        left + cell * n as f64 / 2.0
+    );
     for (j, c) in classes.iter().enumerate() {
-        let _ = write!(s, r#"<text x="{}" y="32" font-size="11" text-anchor="middle">{}</text>"#, left + cell * (j as f64 + 0.5), esc(c));
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="32" font-size="11" text-anchor="middle">{}</text>"#,
+            left + cell * (j as f64 + 0.5),
+            esc(c)
+        );
     }
     for (i, row) in m.iter().enumerate() {
         let total: usize = row.iter().sum::<usize>().max(1);
         let y = top + cell * i as f64;
-        let _ = write!(s, r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#, left - 6.0, y + cell / 2.0 + 4.0, esc(classes.get(i).map_or("", String::as_str)));
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y + cell / 2.0 + 4.0,
+            esc(classes.get(i).map_or("", String::as_str))
+        );
         for (j, &v) in row.iter().enumerate() {
             let x = left + cell * j as f64;
             let frac = v as f64 / total as f64;
-            let _ = write!(s, r##"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{}" stroke="#888"/>"##, sequential(frac));
-            let _ = write!(s, r#"<text x="{}" y="{}" font-size="13" text-anchor="middle">{v}</text>"#, x + cell / 2.0, y + cell / 2.0 + 5.0);
+            let _ = write!(
+                s,
+                r##"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{}" stroke="#888"/>"##,
+                sequential(frac)
+            );
+            let _ = write!(
+                s,
+                r#"<text x="{}" y="{}" font-size="13" text-anchor="middle">{v}</text>"#,
+                x + cell / 2.0,
+                y + cell / 2.0 + 5.0
+            );
         }
     }
-    let _ = write!(s, r#"<text x="10" y="{}" font-size="12">true ↓</text></svg>"#, top + 12.0);
+    let _ = write!(
+        s,
+        r#"<text x="10" y="{}" font-size="12">true ↓</text></svg>"#,
+        top + 12.0
+    );
     s
 }
 
@@ -87,25 +117,60 @@ fn bars_svg(bars: &[(String, f64)], chance: f64, label: &str) -> String {
     let h = 160.0;
     let left = 40.0;
     let width = left + bw * bars.len() as f64 + 20.0;
-    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{}" role="img" aria-label="{}">"#, h + 50.0, esc(label));
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{}" role="img" aria-label="{}">"#,
+        h + 50.0,
+        esc(label)
+    );
     for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
         let y = 10.0 + h * (1.0 - tick);
-        let _ = write!(s, r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" font-size="10" text-anchor="end">{:.0}%</text>"##, width - 10.0, left - 4.0, y + 3.0, tick * 100.0);
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" font-size="10" text-anchor="end">{:.0}%</text>"##,
+            width - 10.0,
+            left - 4.0,
+            y + 3.0,
+            tick * 100.0
+        );
     }
     for (i, (name, acc)) in bars.iter().enumerate() {
         let x = left + bw * i as f64 + 4.0;
         let bh = h * acc.clamp(0.0, 1.0);
-        let _ = write!(s, r##"<rect x="{x}" y="{}" width="{}" height="{bh}" fill="#4a7bb7"><title>{}: {:.1}%</title></rect>"##, 10.0 + h - bh, bw - 8.0, esc(name), acc * 100.0);
-        let _ = write!(s, r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>"#, x + (bw - 8.0) / 2.0, h + 24.0, esc(name));
+        let _ = write!(
+            s,
+            r##"<rect x="{x}" y="{}" width="{}" height="{bh}" fill="#4a7bb7"><title>{}: {:.1}%</title></rect>"##,
+            10.0 + h - bh,
+            bw - 8.0,
+            esc(name),
+            acc * 100.0
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
+            x + (bw - 8.0) / 2.0,
+            h + 24.0,
+            esc(name)
+        );
     }
     let cy = 10.0 + h * (1.0 - chance);
-    let _ = write!(s, r##"<line x1="{left}" x2="{}" y1="{cy}" y2="{cy}" stroke="#c33" stroke-dasharray="4 3"/><text x="{}" y="{}" font-size="10" fill="#c33" text-anchor="end">chance</text></svg>"##, width - 10.0, width - 10.0, cy - 3.0);
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" x2="{}" y1="{cy}" y2="{cy}" stroke="#c33" stroke-dasharray="4 3"/><text x="{}" y="{}" font-size="10" fill="#c33" text-anchor="end">chance</text></svg>"##,
+        width - 10.0,
+        width - 10.0,
+        cy - 3.0
+    );
     s
 }
 
 /// A topographic map: values at electrode positions interpolated (inverse distance weighting)
 /// over a grid clipped to the head circle, with a nose and electrode dots.
-fn topomap_svg(title: &str, values: &[f64], positions: &[Option<[f64; 2]>], names: &[String]) -> String {
+fn topomap_svg(
+    title: &str,
+    values: &[f64],
+    positions: &[Option<[f64; 2]>],
+    names: &[String],
+) -> String {
     let size = 150.0;
     let r = 60.0;
     let (cx, cy) = (size / 2.0, size / 2.0 + 6.0);
@@ -115,9 +180,21 @@ fn topomap_svg(title: &str, values: &[f64], positions: &[Option<[f64; 2]>], name
         .zip(names)
         .filter_map(|((p, v), n)| p.map(|p| (p, *v, n.as_str())))
         .collect();
-    let scale = known.iter().map(|k| k.1.abs()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
-    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{}" role="img" aria-label="{}">"#, size + 14.0, esc(title));
-    let _ = write!(s, r#"<text x="{cx}" y="12" font-size="11" text-anchor="middle">{}</text>"#, esc(title));
+    let scale = known
+        .iter()
+        .map(|k| k.1.abs())
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{}" role="img" aria-label="{}">"#,
+        size + 14.0,
+        esc(title)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{cx}" y="12" font-size="11" text-anchor="middle">{}</text>"#,
+        esc(title)
+    );
     let n = 40;
     let step = 2.0 * r / n as f64;
     for gy in 0..n {
@@ -135,12 +212,34 @@ fn topomap_svg(title: &str, values: &[f64], positions: &[Option<[f64; 2]>], name
                 den += w;
             }
             let v = if den > 0.0 { num / den / scale } else { 0.0 };
-            let _ = write!(s, r#"<rect x="{:.1}" y="{:.1}" width="{:.2}" height="{:.2}" fill="{}"/>"#, cx - r + gx as f64 * step, cy - r + gy as f64 * step, step + 0.3, step + 0.3, diverging(v));
+            let _ = write!(
+                s,
+                r#"<rect x="{:.1}" y="{:.1}" width="{:.2}" height="{:.2}" fill="{}"/>"#,
+                cx - r + gx as f64 * step,
+                cy - r + gy as f64 * step,
+                step + 0.3,
+                step + 0.3,
+                diverging(v)
+            );
         }
     }
-    let _ = write!(s, r#"<circle cx="{cx}" cy="{cy}" r="{r}" fill="none" stroke="black"/><path d="M{} {} L{cx} {} L{} {}" fill="none" stroke="black"/>"#, cx - 8.0, cy - r + 1.0, cy - r - 9.0, cx + 8.0, cy - r + 1.0);
+    let _ = write!(
+        s,
+        r#"<circle cx="{cx}" cy="{cy}" r="{r}" fill="none" stroke="black"/><path d="M{} {} L{cx} {} L{} {}" fill="none" stroke="black"/>"#,
+        cx - 8.0,
+        cy - r + 1.0,
+        cy - r - 9.0,
+        cx + 8.0,
+        cy - r + 1.0
+    );
     for (p, _, name) in &known {
-        let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="black"><title>{}</title></circle>"#, cx + p[0] * r, cy - p[1] * r, esc(name));
+        let _ = write!(
+            s,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="black"><title>{}</title></circle>"#,
+            cx + p[0] * r,
+            cy - p[1] * r,
+            esc(name)
+        );
     }
     s.push_str("</svg>");
     s
@@ -150,7 +249,11 @@ impl Report {
     /// Renders the whole page.
     pub fn to_html(&self) -> String {
         let mut h = String::new();
-        let _ = write!(h, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>", esc(&self.title));
+        let _ = write!(
+            h,
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>",
+            esc(&self.title)
+        );
         h.push_str("<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}section{margin:1.5em 0}.maps svg{margin-right:6px}</style></head><body>");
         let _ = write!(h, "<h1>{}</h1><table>", esc(&self.title));
         for (k, v) in &self.facts {
@@ -158,19 +261,36 @@ impl Report {
         }
         h.push_str("</table>");
         if !self.confusion.is_empty() {
-            let _ = write!(h, "<section><h2>Confusion matrix</h2>{}</section>", confusion_svg(&self.classes, &self.confusion));
+            let _ = write!(
+                h,
+                "<section><h2>Confusion matrix</h2>{}</section>",
+                confusion_svg(&self.classes, &self.confusion)
+            );
         }
         if !self.folds.is_empty() {
-            let _ = write!(h, "<section><h2>Accuracy per fold</h2>{}</section>", bars_svg(&self.folds, self.chance, "accuracy per fold"));
+            let _ = write!(
+                h,
+                "<section><h2>Accuracy per fold</h2>{}</section>",
+                bars_svg(&self.folds, self.chance, "accuracy per fold")
+            );
         }
         if self.subjects.len() > 1 {
-            let _ = write!(h, "<section><h2>Accuracy per subject</h2>{}</section>", bars_svg(&self.subjects, self.chance, "accuracy per subject"));
+            let _ = write!(
+                h,
+                "<section><h2>Accuracy per subject</h2>{}</section>",
+                bars_svg(&self.subjects, self.chance, "accuracy per subject")
+            );
         }
         if !self.maps.is_empty() {
             if self.positions.iter().any(Option::is_some) {
                 h.push_str("<section class=\"maps\"><h2>CSP spatial patterns</h2><p>Each map shows one component's spatial pattern (its forward model: how the source the filter extracts projects onto the electrodes), nose up; red and blue are opposite signs, the scale is per map.</p>");
                 for (title, values) in &self.maps {
-                    h.push_str(&topomap_svg(title, values, &self.positions, &self.channel_names));
+                    h.push_str(&topomap_svg(
+                        title,
+                        values,
+                        &self.positions,
+                        &self.channel_names,
+                    ));
                 }
                 h.push_str("</section>");
             } else {
@@ -204,8 +324,15 @@ mod tests {
         assert!(html.contains("model &lt;A&amp;B&gt;"), "titles are escaped");
         assert!(!html.contains("<script"), "no scripts");
         assert!(!html.contains("src=\"http"), "no external resources");
-        assert_eq!(html.matches("<svg").count(), 4, "confusion, folds, subjects, one map");
+        assert_eq!(
+            html.matches("<svg").count(),
+            4,
+            "confusion, folds, subjects, one map"
+        );
         assert!(html.contains(">41<"));
-        assert!(html.contains("<title>C3</title>"), "electrodes are labelled");
+        assert!(
+            html.contains("<title>C3</title>"),
+            "electrodes are labelled"
+        );
     }
 }

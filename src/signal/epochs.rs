@@ -21,10 +21,15 @@ pub const RUN_START: u16 = 32766;
 
 /// The BCI IV 2a cue codes and the class names bciops gives them by default.
 pub fn default_event_map() -> BTreeMap<u16, String> {
-    [(769, "left"), (770, "right"), (771, "feet"), (772, "tongue")]
-        .into_iter()
-        .map(|(code, name)| (code, name.to_owned()))
-        .collect()
+    [
+        (769, "left"),
+        (770, "right"),
+        (771, "feet"),
+        (772, "tongue"),
+    ]
+    .into_iter()
+    .map(|(code, name)| (code, name.to_owned()))
+    .collect()
 }
 
 /// What to cut: which cue codes name which classes, which classes to keep, and the window.
@@ -140,9 +145,9 @@ pub fn locate(
             }
             Some(l) if l.len() != unknown => {
                 return Err(Error::Data(format!(
-                    "`{name}` has {unknown} evaluation cues (783) but its labels file holds {} labels",
-                    l.len()
-                )))
+                "`{name}` has {unknown} evaluation cues (783) but its labels file holds {} labels",
+                l.len()
+            )))
             }
             Some(_) => {}
         }
@@ -330,15 +335,31 @@ mod tests {
             ev(7000, TRIAL_START),
             ev(7500, 770),
         ];
-        let got = locate("t", &events, 10_000, 250.0, &spec(&["left", "right"]), None, |_, _| false)
-            .unwrap();
-        let starts: Vec<(usize, usize, usize)> =
-            got.trials.iter().map(|t| (t.trial, t.class, t.start)).collect();
+        let got = locate(
+            "t",
+            &events,
+            10_000,
+            250.0,
+            &spec(&["left", "right"]),
+            None,
+            |_, _| false,
+        )
+        .unwrap();
+        let starts: Vec<(usize, usize, usize)> = got
+            .trials
+            .iter()
+            .map(|t| (t.trial, t.class, t.start))
+            .collect();
         assert_eq!(starts, vec![(0, 0, 1500), (3, 1, 7500)]);
         assert_eq!(got.trials[0].run, 1);
         assert_eq!(
             got.dropped,
-            Dropped { rejected: 1, gaps: 0, out_of_range: 0, other_class: 1 }
+            Dropped {
+                rejected: 1,
+                gaps: 0,
+                out_of_range: 0,
+                other_class: 1
+            }
         );
 
         let mut keep = spec(&["left", "right"]);
@@ -350,9 +371,15 @@ mod tests {
     #[test]
     fn window_past_the_end_and_gaps_are_dropped() {
         let events = [ev(100, 769), ev(9500, 770), ev(5000, 770)];
-        let got = locate("t", &events, 10_000, 250.0, &spec(&["left", "right"]), None, |s, _| {
-            s == 5000
-        })
+        let got = locate(
+            "t",
+            &events,
+            10_000,
+            250.0,
+            &spec(&["left", "right"]),
+            None,
+            |s, _| s == 5000,
+        )
         .unwrap();
         assert_eq!(got.trials.len(), 1);
         assert_eq!(got.dropped.out_of_range, 1);
@@ -362,21 +389,43 @@ mod tests {
     #[test]
     fn evaluation_session_takes_labels_in_order() {
         let events = [ev(0, 768), ev(500, 783), ev(2000, 768), ev(2500, 783)];
-        let got = locate("e", &events, 10_000, 250.0, &spec(&["left", "right"]), Some(&[2, 1]), |_, _| {
-            false
-        })
+        let got = locate(
+            "e",
+            &events,
+            10_000,
+            250.0,
+            &spec(&["left", "right"]),
+            Some(&[2, 1]),
+            |_, _| false,
+        )
         .unwrap();
         let classes: Vec<usize> = got.trials.iter().map(|t| t.class).collect();
         assert_eq!(classes, vec![1, 0]);
         assert_eq!(got.trials[0].code, UNKNOWN_CUE);
 
-        let err = locate("e", &events, 10_000, 250.0, &spec(&["left"]), None, |_, _| false)
-            .unwrap_err()
-            .to_string();
+        let err = locate(
+            "e",
+            &events,
+            10_000,
+            250.0,
+            &spec(&["left"]),
+            None,
+            |_, _| false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("no true labels"), "{err}");
-        let err = locate("e", &events, 10_000, 250.0, &spec(&["left"]), Some(&[1]), |_, _| false)
-            .unwrap_err()
-            .to_string();
+        let err = locate(
+            "e",
+            &events,
+            10_000,
+            250.0,
+            &spec(&["left"]),
+            Some(&[1]),
+            |_, _| false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("1 labels"), "{err}");
     }
 

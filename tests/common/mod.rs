@@ -28,7 +28,11 @@ pub struct Done {
 
 impl Run {
     pub fn run(mut self) -> Done {
-        let Output { status, stdout, stderr } = self.cmd.output().expect("run bciops");
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.cmd.output().expect("run bciops");
         Done {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -39,7 +43,11 @@ impl Run {
     /// Runs and asserts exit code 0.
     pub fn success(self) -> Done {
         let done = self.run();
-        assert_eq!(done.code, 0, "stderr:\n{}\nstdout:\n{}", done.stderr, done.stdout);
+        assert_eq!(
+            done.code, 0,
+            "stderr:\n{}\nstdout:\n{}",
+            done.stderr, done.stdout
+        );
         done
     }
 
@@ -47,7 +55,11 @@ impl Run {
     pub fn fails(self, code: i32, needle: &str) -> Done {
         let done = self.run();
         assert_eq!(done.code, code, "stderr:\n{}", done.stderr);
-        assert!(done.stderr.contains(needle), "`{needle}` not in stderr:\n{}", done.stderr);
+        assert!(
+            done.stderr.contains(needle),
+            "`{needle}` not in stderr:\n{}",
+            done.stderr
+        );
         assert!(!done.stderr.contains("panicked"), "panic:\n{}", done.stderr);
         done
     }
@@ -62,7 +74,9 @@ pub fn fixtures() -> PathBuf {
     }
     match std::env::var_os("BCIOPS_FIXTURES") {
         Some(p) if Path::new(&p).is_dir() => PathBuf::from(p),
-        _ => panic!("reference fixtures not found: expected ../shared/fixtures or $BCIOPS_FIXTURES"),
+        _ => {
+            panic!("reference fixtures not found: expected ../shared/fixtures or $BCIOPS_FIXTURES")
+        }
     }
 }
 
