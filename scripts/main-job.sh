@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${BCIOPS_WORK:-work}
 cargo build --release --quiet
-bin=target/release/bciops
+bin="${CARGO_TARGET_DIR:-target}/release/bciops"
 $bin synth --out "$work/raw" --subjects 1-3
 $bin preprocess --input "$work/raw" --out "$work/epochs"
 $bin train --data "$work/epochs" --out "$work/model" --eval session

@@ -10,7 +10,7 @@ work=${BENCH_DIR:-target/bench-train}
 mkdir -p "$work"
 scripts/setup-python.sh .venv-bench scripts/bench/requirements.txt
 cargo build --release --quiet
-bin=target/release/bciops
+bin="${CARGO_TARGET_DIR:-target}/release/bciops"
 if [ ! -f "$work/.done-$subjects" ]; then
   rm -rf "$work/raw" "$work/epochs"
   $bin synth --out "$work/raw" --subjects "$subjects" --quiet

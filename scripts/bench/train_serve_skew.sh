@@ -14,7 +14,7 @@ subjects=${1:-1-9}
 work=${BENCH_DIR:-target/bench-skew}
 mkdir -p "$work"
 cargo build --release --quiet
-bin=target/release/bciops
+bin="${CARGO_TARGET_DIR:-target}/release/bciops"
 q=--quiet
 [ -f "$work/raw/.done-$subjects" ] || { rm -rf "$work/raw"; $bin synth --out "$work/raw" --subjects "$subjects" $q; touch "$work/raw/.done-$subjects"; }
 for scope in recording trial; do
