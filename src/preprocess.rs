@@ -191,28 +191,29 @@ pub fn run(
         let bytes = std::fs::read(&source.path).map_err(|e| Error::io("read", &source.path, e))?;
         let sha256 = sha256_hex(&bytes);
         let name = source.path.display().to_string();
-        let file = gdf::parse(&bytes, &name)?;
-        drop(bytes);
+        // Decode only the channels kept, so memory holds one copy of what is used.
+        let wanted: Option<&Vec<String>> = layout.as_ref().map(|(l, _)| l).or(config.channels.as_ref());
+        let keep = |label: &str| match wanted {
+            Some(list) => list.iter().any(|l| l == label),
+            None => montage::is_eeg(label),
+        };
+        let file = match gdf::parse_channels(&bytes, &name, keep) {
+            Err(Error::Invalid(_)) => {
+                return Err(Error::Data(format!(
+                    "`{name}` has none of the channels asked for; pick some with `--channels` \
+                     (it has: {})",
+                    all_labels(&bytes, &name)
+                )))
+            }
+            other => other?,
+        };
         let rec = file.recording;
 
         // The first recording fixes the channels and rate; every other one must match them.
         let (labels_kept, rate) = match &layout {
             Some(l) => l.clone(),
             None => {
-                let kept = match &config.channels {
-                    Some(list) => list.clone(),
-                    None => rec
-                        .labels
-                        .iter()
-                        .filter(|l| montage::is_eeg(l))
-                        .cloned()
-                        .collect(),
-                };
-                if kept.is_empty() {
-                    return Err(Error::Data(format!(
-                        "`{name}` has no EEG channel; pick some with `--channels`"
-                    )));
-                }
+                let kept = config.channels.clone().unwrap_or_else(|| rec.labels.clone());
                 let band = BandPass::new(config.band.0, config.band.1, config.order, rec.rate)?;
                 sos = band.sos();
                 layout = Some((kept.clone(), rec.rate));
@@ -225,18 +226,22 @@ pub fn run(
                 rec.rate
             )));
         }
-        let rows: Vec<usize> = labels_kept
-            .iter()
-            .map(|label| {
-                rec.labels.iter().position(|l| l == label).ok_or_else(|| {
-                    Error::Data(format!(
-                        "`{name}` has no channel `{label}` (it has: {})",
-                        rec.labels.join(", ")
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?;
-        let mut data: Array2<f64> = rec.data.select(Axis(0), &rows);
+        if let Some(missing) = labels_kept.iter().find(|l| !rec.labels.contains(l)) {
+            return Err(Error::Data(format!(
+                "`{name}` has no channel `{missing}` (it has: {})",
+                all_labels(&bytes, &name)
+            )));
+        }
+        drop(bytes);
+        let mut data: Array2<f64> = if rec.labels == labels_kept {
+            rec.data
+        } else {
+            let rows: Vec<usize> = labels_kept
+                .iter()
+                .filter_map(|label| rec.labels.iter().position(|l| l == label))
+                .collect();
+            rec.data.select(Axis(0), &rows)
+        };
         let n_samples = data.ncols();
 
         let row_slices: Vec<&[f64]> = data
@@ -277,7 +282,6 @@ pub fn run(
             true_labels.as_deref(),
             |start, len| gaps.has_gap(start, len),
         )?;
-        drop(rec.data);
 
         if !config.per_trial {
             filter_rows_parallel(&sos, config.mode, &mut data)?;
@@ -404,6 +408,13 @@ pub fn run(
     summary.samples = window;
     summary.rate = rate;
     Ok(summary)
+}
+
+/// Every channel label of a GDF file, for error messages.
+fn all_labels(bytes: &[u8], name: &str) -> String {
+    gdf::parse(bytes, name)
+        .map(|f| f.recording.labels.join(", "))
+        .unwrap_or_default()
 }
 
 /// Filters every row, splitting the channels over the machine's cores.

@@ -23,7 +23,7 @@ for path in sorted(glob.glob(os.path.join(raw_dir, "*.gdf"))):
     data = np.nan_to_num(data)
     filt = sosfiltfilt(sos, data, axis=-1)
     events, ids = mne.events_from_annotations(raw)
-    code = {int(k): v for k, v in ids.items()}
+    code = {v: int(k) for k, v in ids.items()}
     labels = None
     mat = path[:-4] + ".mat"
     if os.path.exists(mat):

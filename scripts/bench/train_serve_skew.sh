@@ -17,19 +17,23 @@ cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/bciops"
 q=--quiet
 [ -f "$work/raw/.done-$subjects" ] || { rm -rf "$work/raw"; $bin synth --out "$work/raw" --subjects "$subjects" $q; touch "$work/raw/.done-$subjects"; }
-for scope in recording trial; do
-  flag=; [ $scope = trial ] && flag=--filter-per-trial
-  $bin preprocess --input "$work/raw" --out "$work/T-$scope" --sessions T $flag $q
-  $bin preprocess --input "$work/raw" --out "$work/E-$scope" --sessions E $flag $q
-  $bin train --data "$work/T-$scope" --out "$work/model-$scope" --eval cv:5 --no-report $q
-done
 acc() { $bin predict --model "$1" --data "$2" --json $q | sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p'; }
-a=$(acc "$work/model-recording" "$work/E-recording")
-b=$(acc "$work/model-recording" "$work/E-trial")
-c=$(acc "$work/model-trial" "$work/E-trial")
 echo "synthetic subjects $subjects, left vs right, trained on T, tested on E (CSP + SVM defaults)"
-awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN {
-  printf "(a) E cut from the filtered recording, recording-trained model: %5.1f %%\n", 100*a
-  printf "(b) E filtered trial by trial,         recording-trained model: %5.1f %%  (%+.1f points)\n", 100*b, 100*(b-a)
-  printf "(c) E filtered trial by trial,         per-trial-trained model: %5.1f %%  (%+.1f points)\n", 100*c, 100*(c-a)
-}'
+for mode in zero-phase causal; do
+  mflag=; [ $mode = causal ] && mflag=--causal
+  for scope in recording trial; do
+    flag=; [ $scope = trial ] && flag=--filter-per-trial
+    $bin preprocess --input "$work/raw" --out "$work/T-$scope" --sessions T $flag $mflag $q 2>/dev/null
+    $bin preprocess --input "$work/raw" --out "$work/E-$scope" --sessions E $flag $mflag $q 2>/dev/null
+    $bin train --data "$work/T-$scope" --out "$work/model-$scope" --eval cv:5 --no-report $q 2>/dev/null
+  done
+  a=$(acc "$work/model-recording" "$work/E-recording" 2>/dev/null)
+  b=$(acc "$work/model-recording" "$work/E-trial" 2>/dev/null)
+  c=$(acc "$work/model-trial" "$work/E-trial" 2>/dev/null)
+  echo "filter: Butterworth N=4 8-30 Hz, $mode"
+  awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN {
+    printf "  (a) E cut from the filtered recording, recording-trained model: %5.1f %%\n", 100*a
+    printf "  (b) E filtered trial by trial,         recording-trained model: %5.1f %%  (%+.1f points)\n", 100*b, 100*(b-a)
+    printf "  (c) E filtered trial by trial,         per-trial-trained model: %5.1f %%  (%+.1f points)\n", 100*c, 100*(c-a)
+  }'
+done
