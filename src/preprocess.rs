@@ -165,7 +165,215 @@ pub struct Summary {
 /// Progress callback: called after each recording with its path and trials kept.
 pub type OnFile<'a> = dyn FnMut(&SourceFile, usize) + 'a;
 
+/// What the first recording fixes for all others: channels kept, sampling rate, filter.
+#[derive(Debug, Clone)]
+struct Layout {
+    channels: Vec<String>,
+    rate: f64,
+    sos: Vec<[f64; 6]>,
+}
+
+/// One recording, read, filtered and cut: what the writer needs of it.
+struct FileOut {
+    layout: Layout,
+    located: epochs::Located,
+    /// The kept trials' windows, trials × channels × samples, C order.
+    cut: Vec<f32>,
+    meta: SourceMeta,
+    gap_samples: u64,
+}
+
+/// Reads one recording and cuts its trials. `layout` is None for the first recording, which
+/// then fixes it; `threads` is how many threads the band-pass may use.
+fn read_one(
+    source: &SourceFile,
+    config: &PreprocessConfig,
+    layout: Option<&Layout>,
+    threads: usize,
+) -> Result<FileOut> {
+    let bytes = std::fs::read(&source.path).map_err(|e| Error::io("read", &source.path, e))?;
+    let sha256 = sha256_hex(&bytes);
+    let name = source.path.display().to_string();
+    // Decode only the channels kept, so memory holds one copy of what is used.
+    let wanted: Option<&Vec<String>> = layout.map(|l| &l.channels).or(config.channels.as_ref());
+    let keep = |label: &str| match wanted {
+        Some(list) => list.iter().any(|l| l == label),
+        None => montage::is_eeg(label),
+    };
+    let file = match gdf::parse_channels(&bytes, &name, keep) {
+        Err(Error::Invalid(_)) => {
+            return Err(Error::Data(format!(
+                "`{name}` has none of the channels asked for; pick some with `--channels` \
+                 (it has: {})",
+                all_labels(&bytes, &name)
+            )))
+        }
+        other => other?,
+    };
+    let rec = file.recording;
+    let layout = match layout {
+        Some(l) => l.clone(),
+        None => Layout {
+            channels: config
+                .channels
+                .clone()
+                .unwrap_or_else(|| rec.labels.clone()),
+            rate: rec.rate,
+            sos: BandPass::new(config.band.0, config.band.1, config.order, rec.rate)?.sos(),
+        },
+    };
+    if rec.rate != layout.rate {
+        return Err(Error::Data(format!(
+            "`{name}` is sampled at {} Hz but earlier recordings at {} Hz",
+            rec.rate, layout.rate
+        )));
+    }
+    if let Some(missing) = layout.channels.iter().find(|l| !rec.labels.contains(l)) {
+        return Err(Error::Data(format!(
+            "`{name}` has no channel `{missing}` (it has: {})",
+            all_labels(&bytes, &name)
+        )));
+    }
+    drop(bytes);
+    let mut data: Array2<f64> = if rec.labels == layout.channels {
+        rec.data
+    } else {
+        let rows: Vec<usize> = layout
+            .channels
+            .iter()
+            .filter_map(|label| rec.labels.iter().position(|l| l == label))
+            .collect();
+        rec.data.select(Axis(0), &rows)
+    };
+    let n_samples = data.ncols();
+
+    let row_slices: Vec<&[f64]> = data
+        .rows()
+        .into_iter()
+        .filter_map(|r| r.to_slice())
+        .collect();
+    let gaps = GapIndex::new(&row_slices, n_samples);
+    if gaps.total() > 0 {
+        for mut row in data.rows_mut() {
+            if let Some(slice) = row.as_slice_mut() {
+                epochs::fill_gaps(slice);
+            }
+        }
+    }
+
+    let (labels_file, true_labels) = match &source.labels {
+        Some(path) if rec.events.iter().any(|e| e.code == epochs::UNKNOWN_CUE) => {
+            let raw = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+            let values = labels::read_labels(path)?;
+            (
+                Some(LabelsMeta {
+                    path: path.display().to_string(),
+                    sha256: sha256_hex(&raw),
+                }),
+                Some(values),
+            )
+        }
+        _ => (None, None),
+    };
+    let located = epochs::locate(
+        &name,
+        &rec.events,
+        n_samples,
+        layout.rate,
+        &config.epochs,
+        true_labels.as_deref(),
+        |start, len| gaps.has_gap(start, len),
+    )?;
+
+    if !config.per_trial {
+        filter_rows_parallel(&layout.sos, config.mode, &mut data, threads)?;
+    }
+    let window = config.epochs.window_samples(layout.rate);
+    let mut cut = Vec::with_capacity(located.trials.len() * layout.channels.len() * window);
+    for t in &located.trials {
+        let view = data.slice_axis(Axis(1), ndarray::Slice::from(t.start..t.start + window));
+        if config.per_trial {
+            let mut trial = view.to_owned();
+            filter::filter_rows(&layout.sos, config.mode, &mut trial)?;
+            cut.extend(trial.iter().map(|&v| v as f32));
+        } else {
+            cut.extend(view.iter().map(|&v| v as f32));
+        }
+    }
+    Ok(FileOut {
+        meta: SourceMeta {
+            path: name,
+            sha256,
+            subject: source.subject,
+            session: source.session.clone(),
+            trials: located.trials.len(),
+            labels: labels_file,
+        },
+        layout,
+        located,
+        cut,
+        gap_samples: gaps.total() as u64,
+    })
+}
+
+/// Reads `sources` on up to `workers` threads and hands each result to `sink` in source order.
+/// At most `workers` recordings are in memory at once (plus their small cut trials).
+fn read_parallel(
+    sources: &[SourceFile],
+    config: &PreprocessConfig,
+    layout: &Layout,
+    workers: usize,
+    sink: &mut dyn FnMut(&SourceFile, FileOut) -> Result<()>,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<FileOut>)>(workers);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= sources.len() || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let out = read_one(&sources[i], config, Some(layout), 1);
+                if tx.send((i, out)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, Result<FileOut>> = BTreeMap::new();
+        let mut expected = 0;
+        let mut outcome = Ok(());
+        for (i, out) in rx.iter() {
+            pending.insert(i, out);
+            while let Some(out) = pending.remove(&expected) {
+                let step = out.and_then(|o| sink(&sources[expected], o));
+                expected += 1;
+                if let Err(e) = step {
+                    stop.store(true, Ordering::Relaxed);
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            if outcome.is_err() {
+                break;
+            }
+        }
+        // Dropping the receiver makes any worker still sending give up.
+        drop(rx);
+        outcome
+    })
+}
+
 /// Runs `preprocess` and writes the dataset to `out` (replacing it only when complete).
+///
+/// The first recording is read alone (it fixes the channels, rate and filter), with the
+/// band-pass spread over every core; the others are read one per core, in parallel, and
+/// written in order.
 pub fn run(
     sources: &[SourceFile],
     config: &PreprocessConfig,
@@ -173,13 +381,14 @@ pub fn run(
     on_file: &mut OnFile<'_>,
 ) -> Result<Summary> {
     config.epochs.check()?;
+    let Some((first_source, rest)) = sources.split_first() else {
+        return Err(Error::Invalid("no recording to read".into()));
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let staged = StagedDir::new(out)?;
-    let mut writer: Option<NpyF32Writer> = None;
     let mut y: Vec<i64> = Vec::new();
     let mut trials: Vec<TrialInfo> = Vec::new();
     let mut source_meta: Vec<SourceMeta> = Vec::new();
-    let mut layout: Option<(Vec<String>, f64)> = None;
-    let mut sos: Vec<[f64; 6]> = Vec::new();
     let mut summary = Summary {
         out: out.display().to_string(),
         classes: config.epochs.classes.clone(),
@@ -187,124 +396,23 @@ pub fn run(
     };
     let mut dropped = epochs::Dropped::default();
 
-    for source in sources {
-        let bytes = std::fs::read(&source.path).map_err(|e| Error::io("read", &source.path, e))?;
-        let sha256 = sha256_hex(&bytes);
-        let name = source.path.display().to_string();
-        // Decode only the channels kept, so memory holds one copy of what is used.
-        let wanted: Option<&Vec<String>> = layout.as_ref().map(|(l, _)| l).or(config.channels.as_ref());
-        let keep = |label: &str| match wanted {
-            Some(list) => list.iter().any(|l| l == label),
-            None => montage::is_eeg(label),
-        };
-        let file = match gdf::parse_channels(&bytes, &name, keep) {
-            Err(Error::Invalid(_)) => {
-                return Err(Error::Data(format!(
-                    "`{name}` has none of the channels asked for; pick some with `--channels` \
-                     (it has: {})",
-                    all_labels(&bytes, &name)
-                )))
-            }
-            other => other?,
-        };
-        let rec = file.recording;
-
-        // The first recording fixes the channels and rate; every other one must match them.
-        let (labels_kept, rate) = match &layout {
-            Some(l) => l.clone(),
-            None => {
-                let kept = config.channels.clone().unwrap_or_else(|| rec.labels.clone());
-                let band = BandPass::new(config.band.0, config.band.1, config.order, rec.rate)?;
-                sos = band.sos();
-                layout = Some((kept.clone(), rec.rate));
-                (kept, rec.rate)
-            }
-        };
-        if rec.rate != rate {
-            return Err(Error::Data(format!(
-                "`{name}` is sampled at {} Hz but earlier recordings at {rate} Hz",
-                rec.rate
-            )));
-        }
-        if let Some(missing) = labels_kept.iter().find(|l| !rec.labels.contains(l)) {
-            return Err(Error::Data(format!(
-                "`{name}` has no channel `{missing}` (it has: {})",
-                all_labels(&bytes, &name)
-            )));
-        }
-        drop(bytes);
-        let mut data: Array2<f64> = if rec.labels == labels_kept {
-            rec.data
-        } else {
-            let rows: Vec<usize> = labels_kept
-                .iter()
-                .filter_map(|label| rec.labels.iter().position(|l| l == label))
-                .collect();
-            rec.data.select(Axis(0), &rows)
-        };
-        let n_samples = data.ncols();
-
-        let row_slices: Vec<&[f64]> = data
-            .rows()
-            .into_iter()
-            .filter_map(|r| r.to_slice())
-            .collect();
-        let gaps = GapIndex::new(&row_slices, n_samples);
-        summary.gap_samples += gaps.total() as u64;
-        if gaps.total() > 0 {
-            for mut row in data.rows_mut() {
-                if let Some(slice) = row.as_slice_mut() {
-                    epochs::fill_gaps(slice);
-                }
-            }
-        }
-
-        let (labels_file, true_labels) = match &source.labels {
-            Some(path) if rec.events.iter().any(|e| e.code == epochs::UNKNOWN_CUE) => {
-                let raw = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-                let values = labels::read_labels(path)?;
-                (
-                    Some(LabelsMeta {
-                        path: path.display().to_string(),
-                        sha256: sha256_hex(&raw),
-                    }),
-                    Some(values),
-                )
-            }
-            _ => (None, None),
-        };
-        let located = epochs::locate(
-            &name,
-            &rec.events,
-            n_samples,
-            rate,
-            &config.epochs,
-            true_labels.as_deref(),
-            |start, len| gaps.has_gap(start, len),
-        )?;
-
-        if !config.per_trial {
-            filter_rows_parallel(&sos, config.mode, &mut data)?;
-        }
-
-        let window = config.epochs.window_samples(rate);
-        let w = match &mut writer {
-            Some(w) => w,
-            None => writer.insert(NpyF32Writer::create(
-                &staged.path().join("X.npy"),
-                &[labels_kept.len(), window],
-            )?),
-        };
+    let first = read_one(first_source, config, None, cores)?;
+    let layout = first.layout.clone();
+    let window = config.epochs.window_samples(layout.rate);
+    let mut writer = NpyF32Writer::create(
+        &staged.path().join("X.npy"),
+        &[layout.channels.len(), window],
+    )?;
+    let per_trial = layout.channels.len() * window;
+    let mut sink = |source: &SourceFile, file: FileOut| -> Result<()> {
         let source_index = source_meta.len();
-        for t in &located.trials {
-            let cut = data.slice_axis(Axis(1), ndarray::Slice::from(t.start..t.start + window));
-            if config.per_trial {
-                let mut trial = cut.to_owned();
-                filter::filter_rows(&sos, config.mode, &mut trial)?;
-                w.push(trial.iter().copied())?;
-            } else {
-                w.push(cut.iter().copied())?;
-            }
+        for (t, values) in file
+            .located
+            .trials
+            .iter()
+            .zip(file.cut.chunks_exact(per_trial))
+        {
+            writer.push(values.iter().map(|&v| f64::from(v)))?;
             y.push(t.class as i64);
             trials.push(TrialInfo {
                 subject: source.subject,
@@ -323,27 +431,26 @@ pub fn run(
                 .entry(config.epochs.classes[t.class].clone())
                 .or_default() += 1;
         }
-        dropped.rejected += located.dropped.rejected;
-        dropped.gaps += located.dropped.gaps;
-        dropped.out_of_range += located.dropped.out_of_range;
-        dropped.other_class += located.dropped.other_class;
-        source_meta.push(SourceMeta {
-            path: name,
-            sha256,
-            subject: source.subject,
-            session: source.session.clone(),
-            trials: located.trials.len(),
-            labels: labels_file,
-        });
-        on_file(source, located.trials.len());
-    }
-
-    let (channels, rate) = layout.unwrap_or_default();
-    let window = config.epochs.window_samples(rate);
-    let n = match writer {
-        Some(w) => w.finish()?,
-        None => 0,
+        summary.gap_samples += file.gap_samples;
+        let d = &file.located.dropped;
+        dropped.rejected += d.rejected;
+        dropped.gaps += d.gaps;
+        dropped.out_of_range += d.out_of_range;
+        dropped.other_class += d.other_class;
+        on_file(source, file.located.trials.len());
+        source_meta.push(file.meta);
+        Ok(())
     };
+    sink(first_source, first)?;
+    if !rest.is_empty() {
+        read_parallel(rest, config, &layout, cores.min(rest.len()), &mut sink)?;
+    }
+    let Layout {
+        channels,
+        rate,
+        sos,
+    } = layout;
+    let n = writer.finish()?;
     if n == 0 {
         return Err(Error::Data(format!(
             "no trial of classes `{}` was found in {} recording(s)",
@@ -418,8 +525,12 @@ fn all_labels(bytes: &[u8], name: &str) -> String {
 }
 
 /// Filters every row, splitting the channels over the machine's cores.
-fn filter_rows_parallel(sos: &[[f64; 6]], mode: FilterMode, data: &mut Array2<f64>) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+fn filter_rows_parallel(
+    sos: &[[f64; 6]],
+    mode: FilterMode,
+    data: &mut Array2<f64>,
+    threads: usize,
+) -> Result<()> {
     let rows = data.nrows().max(1);
     let per = rows.div_ceil(threads.min(rows));
     std::thread::scope(|scope| {
