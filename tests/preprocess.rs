@@ -275,8 +275,16 @@ fn evaluation_session_without_labels_is_refused() {
     .fails(2, "no true labels");
     // A broken recording among good ones (read by the parallel workers) fails the whole run.
     std::fs::write(raw.join("A07T.gdf"), b"GDF 2.10 but nothing else").unwrap();
-    bciops(["preprocess", "--input", raw.to_str().unwrap(), "--out", out.to_str().unwrap(), "--sessions", "T"])
-        .fails(2, "A07T.gdf");
+    bciops([
+        "preprocess",
+        "--input",
+        raw.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--sessions",
+        "T",
+    ])
+    .fails(2, "A07T.gdf");
     assert!(!out.exists(), "no partial dataset is left behind");
     std::fs::remove_file(raw.join("A07T.gdf")).unwrap();
     // Taking the training session only works.
