@@ -16,3 +16,6 @@ pub mod signal;
 pub use error::{Error, Result};
 pub mod predict;
 pub mod train;
+
+#[cfg(test)]
+mod testutil;

@@ -1007,19 +1007,8 @@ mod tests {
     use rand_xoshiro::Xoshiro256PlusPlus;
     use std::path::PathBuf;
 
-    /// `../shared/fixtures` next to the crate, else `$BCIOPS_FIXTURES`; never a silent skip.
     fn fixtures() -> PathBuf {
-        let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-        if beside.is_dir() {
-            return beside;
-        }
-        match std::env::var_os("BCIOPS_FIXTURES") {
-            Some(dir) if PathBuf::from(&dir).is_dir() => PathBuf::from(dir),
-            _ => panic!(
-                "reference fixtures not found: neither `{}` nor $BCIOPS_FIXTURES is a directory",
-                beside.display()
-            ),
-        }
+        crate::testutil::shared_fixtures()
     }
 
     fn npy(name: &str) -> Vec<f64> {

@@ -8,21 +8,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::*;
 
-/// `../shared/fixtures` next to the crate, else `$BCIOPS_FIXTURES`; never skips silently.
 fn fixture(name: &str) -> PathBuf {
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    let dir = if local.is_dir() {
-        local
-    } else {
-        match std::env::var_os("BCIOPS_FIXTURES") {
-            Some(d) if Path::new(&d).is_dir() => PathBuf::from(d),
-            _ => panic!(
-                "reference fixtures not found: neither `{}` nor $BCIOPS_FIXTURES is a directory",
-                local.display()
-            ),
-        }
-    };
-    dir.join(name)
+    crate::testutil::shared_fixtures().join(name)
 }
 
 /// Small data and MNE outputs made by scripts/fixtures/csp_mne.py.

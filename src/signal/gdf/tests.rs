@@ -9,19 +9,8 @@ use super::*;
 
 // ----- fixtures ------------------------------------------------------------------------------
 
-/// `../shared/fixtures` next to the crate, else `$BCIOPS_FIXTURES`; never skips silently.
 fn fixtures_dir() -> PathBuf {
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    if local.is_dir() {
-        return local;
-    }
-    match std::env::var_os("BCIOPS_FIXTURES").map(PathBuf::from) {
-        Some(dir) if dir.is_dir() => dir,
-        _ => panic!(
-            "reference fixtures not found at `{}` and BCIOPS_FIXTURES is unset or not a directory",
-            local.display()
-        ),
-    }
+    crate::testutil::shared_fixtures()
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -60,33 +49,7 @@ fn truth_events() -> Vec<Event> {
         .collect()
 }
 
-const LABELS_2A: [&str; 25] = [
-    "EEG-Fz",
-    "EEG-0",
-    "EEG-1",
-    "EEG-2",
-    "EEG-3",
-    "EEG-4",
-    "EEG-5",
-    "EEG-C3",
-    "EEG-6",
-    "EEG-Cz",
-    "EEG-7",
-    "EEG-C4",
-    "EEG-8",
-    "EEG-9",
-    "EEG-10",
-    "EEG-11",
-    "EEG-12",
-    "EEG-13",
-    "EEG-14",
-    "EEG-Pz",
-    "EEG-15",
-    "EEG-16",
-    "EOG-left",
-    "EOG-central",
-    "EOG-right",
-];
+const LABELS_2A: [&str; 25] = crate::signal::montage::BCI_IV_2A_LABELS;
 
 fn ranges_2a() -> Vec<(f64, f64)> {
     (0..25)
@@ -975,19 +938,7 @@ fn writer_rejects_what_gdf_cannot_hold() {
     assert!(invalid(&far, &GdfWriteOptions::default()).contains("event `0`"));
 }
 
-/// The Python with MNE named by `BCIOPS_PYTHON`; required when `CI=true`.
-fn python_or_skip(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("BCIOPS_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: CI=true requires BCIOPS_PYTHON (a Python with mne)")
-        }
-        None => {
-            eprintln!("{test}: skipped, BCIOPS_PYTHON is not set");
-            None
-        }
-    }
-}
+use crate::testutil::python_or_skip;
 
 #[test]
 fn mne_reads_what_the_writer_writes() {

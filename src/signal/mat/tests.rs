@@ -175,19 +175,7 @@ fn write_classlabel_round_trips() {
     );
 }
 
-/// The Python named by `BCIOPS_PYTHON` (with scipy, which mne requires); required when `CI=true`.
-fn python_or_skip(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("BCIOPS_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: CI=true requires BCIOPS_PYTHON (a Python with mne and scipy)")
-        }
-        None => {
-            eprintln!("{test}: skipped, BCIOPS_PYTHON is not set");
-            None
-        }
-    }
-}
+use crate::testutil::python_or_skip;
 
 #[test]
 fn scipy_reads_what_write_classlabel_writes() {
