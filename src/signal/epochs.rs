@@ -230,12 +230,19 @@ pub fn locate(
 /// Prefix counts of missing samples over all channels, so a window is checked in O(1).
 #[derive(Debug, Clone)]
 pub struct GapIndex {
-    prefix: Vec<u32>,
+    /// None when nothing is missing (the common case, found with one fast scan).
+    prefix: Option<Vec<u32>>,
 }
 
 impl GapIndex {
     /// Builds the index from channels × samples data where NaN marks a missing sample.
     pub fn new(rows: &[&[f64]], n_samples: usize) -> Self {
+        // `v != v` is NaN's only property; written so the scan vectorises.
+        #[allow(clippy::eq_op)]
+        let any_nan = rows.iter().any(|row| row.iter().fold(false, |acc, &v| acc | (v != v)));
+        if !any_nan {
+            return GapIndex { prefix: None };
+        }
         let mut missing = vec![false; n_samples];
         for row in rows {
             for (m, v) in missing.iter_mut().zip(row.iter()) {
@@ -249,19 +256,27 @@ impl GapIndex {
             count += m as u32;
             prefix.push(count);
         }
-        GapIndex { prefix }
+        GapIndex {
+            prefix: Some(prefix),
+        }
     }
 
     /// Whether any sample in `start..start + len` is missing.
     pub fn has_gap(&self, start: usize, len: usize) -> bool {
-        let end = (start + len).min(self.prefix.len() - 1);
+        let Some(prefix) = &self.prefix else {
+            return false;
+        };
+        let end = (start + len).min(prefix.len() - 1);
         let start = start.min(end);
-        self.prefix[end] > self.prefix[start]
+        prefix[end] > prefix[start]
     }
 
     /// Total missing samples (over the union of channels).
     pub fn total(&self) -> u32 {
-        *self.prefix.last().unwrap_or(&0)
+        self.prefix
+            .as_ref()
+            .and_then(|p| p.last().copied())
+            .unwrap_or(0)
     }
 }
 
