@@ -25,13 +25,13 @@ pub enum Error {
     /// (too few trials, a single class, non-finite values).
     #[error("{0}")]
     Data(String),
-    /// The operating system refused a read or write.
-    #[error("cannot {action} `{path}`: {source}")]
+    /// The operating system refused a read or write. The cause is part of the message (and
+    /// deliberately not an error `source`, so a printed chain does not repeat it).
+    #[error("cannot {action} `{path}`: {cause}")]
     Io {
         action: &'static str,
         path: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A numerical method that did not converge or met a singular matrix.
     #[error("{0}")]
@@ -50,7 +50,7 @@ impl Error {
         Error::Io {
             action,
             path: path.as_ref().display().to_string(),
-            source,
+            cause: source,
         }
     }
 
@@ -59,7 +59,7 @@ impl Error {
         match self {
             Error::Malformed { .. } | Error::Invalid(_) | Error::Data(_) => exit::BAD_INPUT,
             // A missing input file is the caller's mistake, not a failure of the machine.
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
                 exit::BAD_INPUT
             }
             Error::Io { .. } | Error::Numerical(_) => exit::FAILURE,

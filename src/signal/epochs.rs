@@ -239,7 +239,9 @@ impl GapIndex {
     pub fn new(rows: &[&[f64]], n_samples: usize) -> Self {
         // `v != v` is NaN's only property; written so the scan vectorises.
         #[allow(clippy::eq_op)]
-        let any_nan = rows.iter().any(|row| row.iter().fold(false, |acc, &v| acc | (v != v)));
+        let any_nan = rows
+            .iter()
+            .any(|row| row.iter().fold(false, |acc, &v| acc | (v != v)));
         if !any_nan {
             return GapIndex { prefix: None };
         }
