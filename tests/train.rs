@@ -323,3 +323,66 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn session_protocol_and_probabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let epochs = dataset(tmp.path(), &[]);
+    let model = tmp.path().join("m");
+    let done = bciops([
+        "train",
+        "--data",
+        epochs.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--eval",
+        "session",
+        "--probability",
+        "--standardize",
+        "--json",
+    ])
+    .success();
+    let metrics: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(metrics["evaluation"], "session");
+    let folds = metrics["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 1);
+    // Fitted on the T trials, tested on the E trials only.
+    let csv = std::fs::read_to_string(epochs.join("trials.csv")).unwrap();
+    let e_trials = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(2) == Some("E"))
+        .count();
+    assert_eq!(folds[0]["n_test"].as_u64().unwrap() as usize, e_trials);
+    assert_eq!(
+        json(&model.join("model.json"))["dataset"]["n_trials"]
+            .as_u64()
+            .unwrap() as usize,
+        csv.lines().count() - 1
+    );
+
+    let done = bciops([
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        epochs.to_str().unwrap(),
+        "--proba",
+        "--json",
+    ])
+    .success();
+    let p: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    let rows = p["probabilities"].as_array().unwrap();
+    assert_eq!(rows.len(), p["n"].as_u64().unwrap() as usize);
+    for row in rows {
+        let row: Vec<f64> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(row.len(), 2);
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{row:?}");
+        assert!(row.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+}
