@@ -19,3 +19,4 @@ pub mod train;
 
 #[cfg(test)]
 mod testutil;
+pub mod tune;

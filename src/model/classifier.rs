@@ -174,20 +174,49 @@ pub fn fit<T: csp::Sample>(
 /// Fits scaler and SVM on features a fitted CSP produced (lets a sweep share the CSP).
 pub fn fit_on_features(
     csp: Csp,
-    mut features: Array2<f64>,
+    features: Array2<f64>,
     y: &[usize],
     params: &CheckedParams,
 ) -> Result<Fitted> {
-    let scaler = if params.params.standardize {
-        let scaler = StandardScaler::fit(features.view())?;
-        features = scaler.transform(features.view())?;
-        Some(scaler)
-    } else {
-        None
-    };
-    let labels = ndarray::Array1::from_iter(y.iter().map(|&c| c as i64));
-    let svm = params.svm.fit(features.view(), labels.view())?;
+    let Head { scaler, svm } = Head::fit(features, y, params)?;
     Ok(Fitted { csp, scaler, svm })
+}
+
+/// The stages after CSP: optional standardisation and the SVM.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub scaler: Option<StandardScaler>,
+    pub svm: SvmModel,
+}
+
+impl Head {
+    /// Fits the head on CSP features (trials × features) with classes `y`.
+    pub fn fit(mut features: Array2<f64>, y: &[usize], params: &CheckedParams) -> Result<Head> {
+        let scaler = if params.params.standardize {
+            let scaler = StandardScaler::fit(features.view())?;
+            features = scaler.transform(features.view())?;
+            Some(scaler)
+        } else {
+            None
+        };
+        let labels = ndarray::Array1::from_iter(y.iter().map(|&c| c as i64));
+        let svm = params.svm.fit(features.view(), labels.view())?;
+        Ok(Head { scaler, svm })
+    }
+
+    /// Class indices of CSP features.
+    pub fn predict(&self, features: Array2<f64>) -> Result<Vec<usize>> {
+        let features = match &self.scaler {
+            Some(s) => s.transform(features.view())?,
+            None => features,
+        };
+        Ok(self
+            .svm
+            .predict(features.view())?
+            .iter()
+            .map(|&l| l.max(0) as usize)
+            .collect())
+    }
 }
 
 impl Fitted {

@@ -1,0 +1,3 @@
+//! Hyper-parameter sweeps: many candidates evaluated with shared work.
+
+pub mod runner;

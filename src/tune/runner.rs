@@ -1,0 +1,302 @@
+//! Evaluating many hyper-parameter candidates on one dataset, sharing the work they share.
+//!
+//! A sweep's candidates differ in a few parameters, so most of the cross-validation work is
+//! common: the folds, every trial's covariance, every fold's class covariances, and the CSP fit
+//! and features of every distinct CSP setting. These are computed once; each candidate then
+//! costs only its SVM fits. Results equal `evaluate::evaluate` run on each candidate alone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView3, Axis};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::classifier::{CheckedParams, Head, ModelParams};
+use crate::model::csp::{self, Csp, CspParams, Scatter};
+use crate::model::cv::{self, Evaluation, Split};
+use crate::model::evaluate::Trials;
+use crate::model::metrics::Scores;
+
+/// The outcome of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrialResult {
+    pub params: ModelParams,
+    /// Mean over folds; None when the candidate failed.
+    pub accuracy: Option<f64>,
+    pub kappa: Option<f64>,
+    pub fold_accuracy: Vec<f64>,
+    /// Why the candidate could not be evaluated (e.g. more components than channels).
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+/// Work shared by every candidate: folds and per-fold class covariances.
+struct Shared<'a, T> {
+    x: ArrayView3<'a, T>,
+    trials: Trials<'a>,
+    splits: Vec<Split>,
+    /// `fold_classes[f][k]`: class `k`'s scatter over fold `f`'s training trials.
+    fold_classes: Vec<Vec<Scatter>>,
+}
+
+/// CSP features of every trial under one fold's CSP, for one CSP setting.
+type FoldFeatures = std::result::Result<Vec<Array2<f64>>, String>;
+
+impl<T: csp::Sample + Sync> Shared<'_, T> {
+    /// Fits the CSP of each fold and computes every trial's features with it.
+    fn csp_features(&self, params: &CspParams) -> FoldFeatures {
+        self.fold_classes
+            .iter()
+            .enumerate()
+            .map(|(f, classes)| {
+                let csp = Csp::fit_from_scatters(classes, params)
+                    .map_err(|e| format!("fold {}: {e}", f + 1))?;
+                csp.transform(self.x)
+                    .map_err(|e| format!("fold {}: {e}", f + 1))
+            })
+            .collect()
+    }
+
+    /// Fits the scaler and SVM of `params` on each fold's training features and scores the test
+    /// trials.
+    fn score(
+        &self,
+        params: &CheckedParams,
+        features: &[Array2<f64>],
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let y = self.trials.y;
+        let mut accuracy = Vec::with_capacity(self.splits.len());
+        let mut kappa = Vec::with_capacity(self.splits.len());
+        for (split, all) in self.splits.iter().zip(features) {
+            let train = all.select(Axis(0), &split.train);
+            let train_y: Vec<usize> = split.train.iter().map(|&i| y[i]).collect();
+            let head = Head::fit(train, &train_y, params)?;
+            let predicted = head.predict(all.select(Axis(0), &split.test))?;
+            let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
+            let s = Scores::new(&truth, &predicted, self.trials.n_classes);
+            accuracy.push(s.accuracy);
+            kappa.push(s.kappa);
+        }
+        Ok((accuracy, kappa))
+    }
+}
+
+/// Evaluates every candidate with `evaluation` (the same folds for all, from `seed`) on up to
+/// `jobs` threads. `on_result` is called as each candidate finishes (index, result).
+pub fn run<'a, T: csp::Sample + Sync>(
+    x: ArrayView3<'a, T>,
+    trials: Trials<'a>,
+    candidates: &[ModelParams],
+    evaluation: Evaluation,
+    seed: u64,
+    jobs: usize,
+    on_result: &(dyn Fn(usize, &TrialResult) + Sync),
+) -> Result<Vec<TrialResult>> {
+    let n_channels = x.len_of(Axis(1));
+    let splits = cv::splits(evaluation, trials.y, trials.sessions, seed)?;
+    let scatters = csp::trial_scatters(x)?;
+    let fold_classes = splits
+        .iter()
+        .map(|s| {
+            csp::class_scatters(
+                trials.n_classes,
+                s.train.iter().map(|&i| (&scatters[i], trials.y[i])),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    drop(scatters);
+    let shared = Shared {
+        x,
+        trials,
+        splits,
+        fold_classes,
+    };
+
+    // Check every candidate once; the invalid ones fail with their reason, the rest are grouped
+    // by CSP setting so each setting's CSP is fitted once per fold.
+    let checked: Vec<std::result::Result<CheckedParams, String>> = candidates
+        .iter()
+        .map(|p| p.check(n_channels).map_err(|e| e.to_string()))
+        .collect();
+    let mut settings: Vec<CspParams> = Vec::new();
+    let mut setting_of: Vec<Option<usize>> = Vec::with_capacity(candidates.len());
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for c in &checked {
+        setting_of.push(match c {
+            Ok(p) => {
+                let key =
+                    serde_json::to_string(&p.csp).map_err(|e| Error::Invalid(e.to_string()))?;
+                Some(*index.entry(key).or_insert_with(|| {
+                    settings.push(p.csp.clone());
+                    settings.len() - 1
+                }))
+            }
+            Err(_) => None,
+        });
+    }
+
+    let jobs = jobs.max(1);
+    let features: Vec<FoldFeatures> =
+        parallel_map(settings.len(), jobs, |i| shared.csp_features(&settings[i]));
+    let results: Vec<TrialResult> = parallel_map(candidates.len(), jobs, |i| {
+        let start = Instant::now();
+        let outcome = match (&checked[i], setting_of[i].map(|s| &features[s])) {
+            (Err(reason), _) => Err(reason.clone()),
+            (Ok(_), Some(Err(reason))) => Err(reason.clone()),
+            (Ok(p), Some(Ok(f))) => shared.score(p, f).map_err(|e| e.to_string()),
+            (Ok(_), None) => Err("internal: no CSP setting".to_owned()),
+        };
+        let result = match outcome {
+            Ok((acc, kap)) => TrialResult {
+                params: candidates[i].clone(),
+                accuracy: Some(mean(&acc)),
+                kappa: Some(mean(&kap)),
+                fold_accuracy: acc,
+                error: None,
+                seconds: start.elapsed().as_secs_f64(),
+            },
+            Err(reason) => TrialResult {
+                params: candidates[i].clone(),
+                accuracy: None,
+                kappa: None,
+                fold_accuracy: Vec::new(),
+                error: Some(reason),
+                seconds: start.elapsed().as_secs_f64(),
+            },
+        };
+        on_result(i, &result);
+        result
+    });
+    Ok(results)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// `f(0..n)` on up to `jobs` threads, results in index order.
+fn parallel_map<R: Send>(n: usize, jobs: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let out: Mutex<BTreeMap<usize, R>> = Mutex::new(BTreeMap::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(n.max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let r = f(i);
+                if let Ok(mut out) = out.lock() {
+                    out.insert(i, r);
+                }
+            });
+        }
+    });
+    out.into_inner()
+        .map(|m| m.into_values().collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::evaluate;
+    use ndarray::Array3;
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// Mixed Gaussian sources with a class-dependent gain on one source per class.
+    fn data(n: usize, channels: usize, samples: usize) -> (Array3<f64>, Vec<usize>) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let mut normal = move || -> f64 { StandardNormal.sample(&mut rng) };
+        let mixing = Array2::from_shape_fn((channels, channels), |_| normal());
+        let y: Vec<usize> = (0..n).map(|i| i % 2).collect();
+        let mut x = Array3::zeros((n, channels, samples));
+        for (i, mut trial) in x.outer_iter_mut().enumerate() {
+            let s = Array2::from_shape_fn((channels, samples), |(c, _)| {
+                (if c == y[i] { 1.6 } else { 1.0 }) * normal()
+            });
+            trial.assign(&mixing.dot(&s));
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn shared_work_gives_the_same_scores_as_evaluating_each_candidate_alone() {
+        let (x, y) = data(60, 6, 100);
+        let subjects = vec![1u32; 60];
+        let sessions = vec!["T".to_owned(); 60];
+        let trials = Trials {
+            y: &y,
+            n_classes: 2,
+            subjects: &subjects,
+            sessions: &sessions,
+        };
+        let base = ModelParams::default();
+        let candidates = vec![
+            ModelParams {
+                n_components: 2,
+                kernel: "linear".parse().unwrap(),
+                ..base.clone()
+            },
+            ModelParams {
+                n_components: 2,
+                c: 0.5,
+                ..base.clone()
+            },
+            ModelParams {
+                n_components: 4,
+                standardize: true,
+                ..base.clone()
+            },
+            ModelParams {
+                n_components: 60,
+                ..base.clone()
+            },
+        ];
+        let seen = AtomicUsize::new(0);
+        let results = run(
+            x.view(),
+            trials,
+            &candidates,
+            Evaluation::KFold(3),
+            5,
+            2,
+            &|_, _| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            4,
+            "every candidate is reported"
+        );
+        for (p, r) in candidates.iter().zip(&results).take(3) {
+            let alone = evaluate::evaluate(
+                x.view(),
+                trials,
+                &p.check(6).unwrap(),
+                Evaluation::KFold(3),
+                5,
+                &|_| {},
+            )
+            .unwrap();
+            assert_eq!(r.accuracy, Some(alone.accuracy), "{p:?}");
+            assert_eq!(r.kappa, Some(alone.kappa));
+            let folds: Vec<f64> = alone.folds.iter().map(|f| f.accuracy).collect();
+            assert_eq!(r.fold_accuracy, folds);
+        }
+        // 60 components on 6 channels cannot work: recorded as failed with the reason.
+        assert_eq!(results[3].accuracy, None);
+        assert!(
+            results[3].error.as_deref().unwrap().contains("`60`"),
+            "{:?}",
+            results[3].error
+        );
+    }
+}
