@@ -12,6 +12,15 @@
 //! `project` are accepted and ignored: real W&B files carry them, but they describe how W&B
 //! launches runs, which the local tuner decides itself. Any other key is an error.
 //!
+//! ```
+//! use bciops::tune::sweep;
+//! let s = sweep::parse("method: grid\nparameters:\n  c: {values: [0.5, 1.0]}\n", "inline")?;
+//! assert_eq!(s.grid().len(), 2);
+//! let bad = sweep::parse("method: annealing\nparameters: {c: {min: 2, max: 1}}\n", "inline");
+//! assert!(bad.unwrap_err().to_string().contains("parameters.c: `min` (2) must be below `max` (1)"));
+//! # Ok::<(), bciops::Error>(())
+//! ```
+//!
 //! Not supported: nested `parameters:` inside a parameter (W&B allows them; they are reported
 //! as a violation).
 

@@ -568,3 +568,17 @@ fn duplicate_keys_and_extreme_ranges_are_errors() {
     );
     assert!(msg.contains("is too wide"), "{msg}");
 }
+
+#[test]
+fn exponent_notation_is_a_number() {
+    // PyYAML (YAML 1.1) reads `1e-5` as a string; W&B users write it anyway, and YAML 1.2
+    // (serde_norway) reads it as the number they meant.
+    let s = ok("method: random\nparameters: {lr: {distribution: log_uniform_values, min: 1e-5, max: 1e-1}}\n");
+    assert_eq!(
+        dist(&s, "lr"),
+        Dist::LogUniformValues {
+            min: 1e-5,
+            max: 1e-1
+        }
+    );
+}
