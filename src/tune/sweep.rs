@@ -187,7 +187,8 @@ fn canonical(v: &Value) -> Value {
 impl Sweep {
     /// Every combination of the parameters: parameters in name order, each parameter's values
     /// in file order, the last parameter varying fastest. Empty when any parameter is a
-    /// numeric distribution (a validated grid sweep has none).
+    /// numeric distribution (a validated grid sweep has none). Only grid sweeps are checked
+    /// against [`MAX_GRID`]; for others, look at [`Sweep::grid_len`] first.
     pub fn grid(&self) -> Vec<BTreeMap<String, Value>> {
         let mut axes: Vec<(&String, Vec<Value>)> = Vec::new();
         for (name, p) in &self.parameters {
