@@ -16,6 +16,7 @@ pub mod signal;
 pub use error::{Error, Result};
 pub mod predict;
 pub mod train;
+pub mod tune;
 
 #[cfg(test)]
 mod testutil;

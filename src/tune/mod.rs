@@ -1,0 +1,3 @@
+//! Hyper-parameter search for the `tune` step.
+
+pub mod tpe;
