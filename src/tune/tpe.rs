@@ -417,15 +417,14 @@ impl Numeric {
         let prior_mu = 0.5 * (self.a + self.b);
 
         // Each kernel is as wide as the larger gap to its neighbours (the interval's ends
-        // count as neighbours), except the outermost, which use their inner gap.
+        // count as neighbours), except the outermost, which use their inner gap. The prior
+        // takes no part (Optuna 4+; hyperopt sorts it in too).
         let mut sorted: Vec<(f64, usize)> = mus.iter().copied().zip(0..).collect();
-        if prior {
-            sorted.push((prior_mu, usize::MAX));
-        }
         sorted.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
         let n_kernels = sorted.len();
         let max_sigma = width;
-        let min_sigma = width / (100f64).min(1.0 + n_kernels as f64);
+        // Optuna's "magic clip", which counts the prior whatever its weight.
+        let min_sigma = width / (100f64).min(2.0 + n_kernels as f64);
         let mut sigmas = vec![0.0; mus.len()];
         for (k, &(mu, i)) in sorted.iter().enumerate() {
             let left = mu - if k == 0 { self.a } else { sorted[k - 1].0 };
@@ -441,9 +440,7 @@ impl Numeric {
             } else {
                 left.max(right)
             };
-            if i != usize::MAX {
-                sigmas[i] = sigma.clamp(min_sigma, max_sigma);
-            }
+            sigmas[i] = sigma.clamp(min_sigma, max_sigma);
         }
         if prior {
             mus.push(prior_mu);
