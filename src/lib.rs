@@ -2,22 +2,21 @@
 //!
 //! The core does no I/O beyond reading and writing files and knows nothing of the command
 //! line: `signal` (recording formats, filters, epoching, synthetic data), `model` (CSP, SVM,
-//! evaluation), `dataset` (the epochs dataset format). `preprocess` ties them into the step of
-//! the same name; `cli` is the binary's front end.
+//! evaluation), `dataset` (the epochs dataset format), `tune` (sweeps). `preprocess`, `train`
+//! and `predict` tie them into the steps of the same names; `cli` is the binary's front end.
 
 pub mod cli;
 pub mod dataset;
 pub mod error;
 pub mod fsutil;
 pub mod model;
+pub mod predict;
 pub mod preprocess;
 pub mod signal;
-
-pub use error::{Error, Result};
-pub mod predict;
 pub mod train;
 pub mod tune;
 
+pub use error::{Error, Result};
+
 #[cfg(test)]
 mod testutil;
-pub mod tune;
