@@ -53,17 +53,9 @@ impl Serialize for ShrinkageSpec {
 
 impl<'de> Deserialize<'de> for ShrinkageSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Number(v) => v.to_string(),
-            Raw::Text(t) => t,
-        };
-        text.parse().map_err(serde::de::Error::custom)
+        crate::model::svm::number_or_text(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -34,6 +34,7 @@ mod train;
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+pub(crate) use params::number_or_text;
 pub use params::{CheckedSvmParams, Gamma, Kernel, Multiclass, SvmParams};
 pub use probability::Platt;
 

@@ -413,20 +413,10 @@ fn number(x: f64, integral: bool) -> Value {
 }
 
 /// Standard normal CDF through the complementary error function (Numerical Recipes' `erfcc`,
-/// fractional error below 1.2e-7 everywhere).
+/// fractional error below 1.2e-7 everywhere; shared with the TPE's tail maths).
 fn normal_cdf(z: f64) -> f64 {
     let x = -z / std::f64::consts::SQRT_2;
-    let a = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * a);
-    let poly = -a * a - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
+    let r = super::tpe::ln_erfc_nonneg(x.abs()).exp();
     let erfc = if x >= 0.0 { r } else { 2.0 - r };
     0.5 * erfc
 }

@@ -710,7 +710,7 @@ fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
 
 /// ln erfc(x) for x ≥ 0 without underflow: Numerical Recipes' `erfcc` (Chebyshev fit,
 /// relative error below 1.2e-7 everywhere) kept in log form.
-fn ln_erfc_nonneg(x: f64) -> f64 {
+pub(crate) fn ln_erfc_nonneg(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.5 * x);
     let poly = -1.265_512_23
         + t * (1.000_023_68

@@ -127,17 +127,26 @@ impl Serialize for Gamma {
 
 impl<'de> Deserialize<'de> for Gamma {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Number(g) => Ok(Gamma::Value(g)),
-            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        number_or_text(d)?.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// Reads a value written either as a bare number or as a string (`0.5` or `"scale"`), as
+/// scikit-learn configs and W&B sweeps write `gamma` and `shrinkage`; numbers come back as
+/// their shortest decimal text, which parses back to the same float.
+pub(crate) fn number_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(f64),
+        Text(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::Number(v) => v.to_string(),
+        Raw::Text(t) => t,
+    })
 }
 
 /// How more than two classes are split into binary problems.
