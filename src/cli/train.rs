@@ -41,7 +41,7 @@ pub struct TrainArgs {
     /// Log-variance CSP features (default).
     #[arg(long, overrides_with = "no_log")]
     pub log: bool,
-    /// Plain variance features instead of log-variance.
+    /// Plain variance features instead of log-variance (then z-scored, as MNE does).
     #[arg(long, overrides_with = "log")]
     pub no_log: bool,
     /// Normalise each class covariance by its trace.

@@ -69,7 +69,7 @@ pub struct ModelParams {
     pub log: bool,
     pub norm_trace: bool,
     pub shrinkage: ShrinkageSpec,
-    /// Standardise the CSP features before the SVM.
+    /// Standardise the CSP features before the SVM (always done without `log`, as MNE does).
     pub standardize: bool,
     pub kernel: Kernel,
     pub c: f64,
@@ -184,7 +184,9 @@ pub struct Head {
 impl Head {
     /// Fits the head on CSP features (trials × features) with classes `y`.
     pub fn fit(mut features: Array2<f64>, y: &[usize], params: &CheckedParams) -> Result<Head> {
-        let scaler = if params.params.standardize {
+        // Plain-power features (no log) span orders of magnitude; MNE z-scores them in that
+        // case, and without it linfa's solver can run into its iteration cap for minutes.
+        let scaler = if params.params.standardize || !params.params.log {
             let scaler = StandardScaler::fit(features.view())?;
             features = scaler.transform(features.view())?;
             Some(scaler)
@@ -248,5 +250,42 @@ impl Fitted {
             s.transform_one(&mut f)?;
         }
         Ok(self.svm.predict_one(&f)?.max(0) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_power_features_are_z_scored_as_mne_does() {
+        // Two features of very different scale, as plain CSP powers are.
+        let features = Array2::from_shape_fn((40, 2), |(i, j)| {
+            let class = (i % 2) as f64;
+            (1.0 + class + 0.1 * (i as f64).sin()) * if j == 0 { 1e3 } else { 1e-2 }
+        });
+        let y: Vec<usize> = (0..40).map(|i| i % 2).collect();
+        let no_log = ModelParams {
+            log: false,
+            n_components: 2,
+            kernel: "linear".parse().unwrap(),
+            ..ModelParams::default()
+        };
+        let head = Head::fit(features.clone(), &y, &no_log.check(2).unwrap()).unwrap();
+        let scaler = head.scaler.as_ref().expect("log = false standardises");
+        assert!((scaler.mean[0] - features.column(0).mean().unwrap()).abs() < 1e-9);
+        assert_eq!(
+            head.predict(features.clone()).unwrap(),
+            y,
+            "separable after scaling"
+        );
+        let log = ModelParams {
+            n_components: 2,
+            ..ModelParams::default()
+        };
+        assert!(Head::fit(features, &y, &log.check(2).unwrap())
+            .unwrap()
+            .scaler
+            .is_none());
     }
 }
