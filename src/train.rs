@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::fsutil::sha256_hex;
 use crate::model::artifact::{self, DatasetRef, ModelFile, Preprocessing};
 use crate::model::classifier::{self, ModelParams};
 use crate::model::cv::Evaluation;
@@ -55,17 +54,6 @@ pub struct SubjectScores {
     pub kappa: f64,
 }
 
-/// sha256 over the dataset's files, so a model names exactly the data it saw.
-pub fn dataset_digest(dir: &Path) -> Result<String> {
-    let mut lines = String::new();
-    for name in ["X.npy", "y.npy", "trials.csv", "meta.json"] {
-        let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-        lines.push_str(&format!("{}  {name}\n", sha256_hex(&bytes)));
-    }
-    Ok(sha256_hex(lines.as_bytes()))
-}
-
 /// Trains and evaluates, writes the model directory, and returns the metrics.
 pub fn run(
     data: &Path,
@@ -74,7 +62,6 @@ pub fn run(
     on_fold: &(dyn Fn(&FoldResult) + Sync),
 ) -> Result<Metrics> {
     let dataset = Dataset::load(data)?;
-    let digest = dataset_digest(data)?;
     let meta = &dataset.meta;
     let n_classes = meta.classes.len();
     let y: Vec<usize> = dataset.y.iter().map(|&c| c as usize).collect();
@@ -144,7 +131,7 @@ pub fn run(
         seed: config.seed,
         dataset: DatasetRef {
             path: data.display().to_string(),
-            sha256: digest,
+            sha256: dataset.sha256.clone(),
             n_trials: n,
         },
         fitted,

@@ -163,15 +163,54 @@ pub struct Dataset {
     pub y: Array1<i64>,
     pub trials: Vec<TrialInfo>,
     pub meta: Meta,
+    /// sha256 over the lines `<sha256>  <file>` of X.npy, y.npy, trials.csv and meta.json, so
+    /// a model names exactly the data it saw.
+    pub sha256: String,
+}
+
+/// Reads a whole small file, for parsing and hashing from the same bytes.
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io("read", path, e))
+}
+
+/// A reader that hashes what passes through it, so a large array is parsed and hashed in one
+/// read without holding its bytes twice.
+struct Hashing<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Parses an `.npy` file and returns it with the sha256 of its bytes.
+fn read_npy_hashed<A: ndarray_npy::ReadNpyExt>(path: &Path, what: &str) -> Result<(A, String)> {
+    use sha2::Digest;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let mut reader = Hashing {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        hasher: sha2::Sha256::new(),
+    };
+    let array =
+        A::read_npy(&mut reader).map_err(|e| Error::malformed(path, format!("not {what}: {e}")))?;
+    // Hash anything after the array too (read_npy stops at its end), so the digest covers the file.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io("read", path, e))?;
+    let digest = reader.hasher.finalize();
+    Ok((array, digest.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 impl Dataset {
     /// Loads a dataset directory and checks that its parts agree with each other.
     pub fn load(dir: &Path) -> Result<Dataset> {
         let meta_path = dir.join("meta.json");
-        let text =
-            std::fs::read_to_string(&meta_path).map_err(|e| Error::io("read", &meta_path, e))?;
-        let meta: Meta = serde_json::from_str(&text)
+        let meta_bytes = read_bytes(&meta_path)?;
+        let meta: Meta = serde_json::from_slice(&meta_bytes)
             .map_err(|e| Error::malformed(&meta_path, format!("not a dataset description: {e}")))?;
         if meta.format != FORMAT || meta.format_version != FORMAT_VERSION {
             return Err(Error::malformed(
@@ -182,15 +221,21 @@ impl Dataset {
                 ),
             ));
         }
-        let x_path = dir.join("X.npy");
-        let x: Array3<f32> = ndarray_npy::read_npy(&x_path)
-            .map_err(|e| Error::malformed(&x_path, format!("not a float32 3-D array: {e}")))?;
-        let y_path = dir.join("y.npy");
-        let y: Array1<i64> = ndarray_npy::read_npy(&y_path)
-            .map_err(|e| Error::malformed(&y_path, format!("not an int64 1-D array: {e}")))?;
+        let (x, x_sha): (Array3<f32>, _) =
+            read_npy_hashed(&dir.join("X.npy"), "a float32 3-D array")?;
+        let (y, y_sha): (Array1<i64>, _) =
+            read_npy_hashed(&dir.join("y.npy"), "an int64 1-D array")?;
         let t_path = dir.join("trials.csv");
-        let text = std::fs::read_to_string(&t_path).map_err(|e| Error::io("read", &t_path, e))?;
-        let trials = parse_trials_csv(&t_path, &text)?;
+        let t_bytes = read_bytes(&t_path)?;
+        let text = std::str::from_utf8(&t_bytes)
+            .map_err(|_| Error::malformed(&t_path, "is not UTF-8 text"))?;
+        let trials = parse_trials_csv(&t_path, text)?;
+        let lines = format!(
+            "{x_sha}  X.npy\n{y_sha}  y.npy\n{}  trials.csv\n{}  meta.json\n",
+            crate::fsutil::sha256_hex(&t_bytes),
+            crate::fsutil::sha256_hex(&meta_bytes)
+        );
+        let sha256 = crate::fsutil::sha256_hex(lines.as_bytes());
 
         let (n, c, s) = x.dim();
         let checks = [
@@ -230,13 +275,19 @@ impl Dataset {
             .find(|(_, &l)| l < 0 || l as usize >= meta.classes.len())
         {
             return Err(Error::malformed(
-                &y_path,
+                dir.join("y.npy"),
                 format!(
                     "trial {i} has class index `{label}` but there are {} classes",
                     meta.classes.len()
                 ),
             ));
         }
-        Ok(Dataset { x, y, trials, meta })
+        Ok(Dataset {
+            x,
+            y,
+            trials,
+            meta,
+            sha256,
+        })
     }
 }
