@@ -9,6 +9,7 @@ pub mod preprocess;
 mod progress;
 pub mod synth;
 pub mod train;
+pub mod tune;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Apply a model to an epochs dataset or raw recordings.
     #[command(after_help = AFTER_HELP)]
     Predict(predict::PredictArgs),
+    /// Search hyper-parameters with a W&B sweep file (grid, random, bayes), locally.
+    #[command(after_help = AFTER_HELP)]
+    Tune(tune::TuneArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Preprocess(args) => preprocess::run(args, global),
         Command::Train(args) => train::run(args, global),
         Command::Predict(args) => predict::run(args, global),
+        Command::Tune(args) => tune::run(args, global),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::SUCCESS as u8),

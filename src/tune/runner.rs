@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView3, Axis};
@@ -24,28 +24,73 @@ use crate::model::metrics::Scores;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrialResult {
     pub params: ModelParams,
-    /// Mean over folds; None when the candidate failed.
+    /// Mean over the folds run; None when the candidate failed.
     pub accuracy: Option<f64>,
     pub kappa: Option<f64>,
     pub fold_accuracy: Vec<f64>,
+    pub fold_kappa: Vec<f64>,
+    /// Stopped early by the pruning rule after `fold_accuracy.len()` folds.
+    pub pruned: bool,
     /// Why the candidate could not be evaluated (e.g. more components than channels).
     pub error: Option<String>,
     pub seconds: f64,
 }
 
-/// Work shared by every candidate: folds and per-fold class covariances.
-struct Shared<'a, T> {
-    x: ArrayView3<'a, T>,
-    trials: Trials<'a>,
-    splits: Vec<Split>,
-    /// `fold_classes[f][k]`: class `k`'s scatter over fold `f`'s training trials.
-    fold_classes: Vec<Vec<Scatter>>,
-}
-
-/// CSP features of every trial under one fold's CSP, for one CSP setting.
+/// CSP features of every trial under each fold's CSP, for one CSP setting.
 type FoldFeatures = std::result::Result<Vec<Array2<f64>>, String>;
 
-impl<T: csp::Sample + Sync> Shared<'_, T> {
+/// Decides after each fold whether a candidate stops early: `(candidate index, fold
+/// accuracies so far, fold kappas so far) -> stop`.
+pub type Prune<'p> = dyn Fn(usize, &[f64], &[f64]) -> bool + Sync + 'p;
+
+/// Work shared by every candidate of a sweep, kept across calls to [`Prepared::evaluate`]: the
+/// folds, every trial's scatter, every fold's class scatters and, once computed, the per-fold
+/// CSP features of each CSP setting.
+pub struct Prepared {
+    y: Vec<usize>,
+    n_classes: usize,
+    n_channels: usize,
+    splits: Vec<Split>,
+    scatters: Vec<Scatter>,
+    /// `fold_classes[f][k]`: class `k`'s scatter over fold `f`'s training trials.
+    fold_classes: Vec<Vec<Scatter>>,
+    features: Mutex<HashMap<String, Arc<FoldFeatures>>>,
+}
+
+impl Prepared {
+    /// Computes the folds of `evaluation` (from `seed`) and the scatters everything else needs.
+    pub fn new<T: csp::Sample + Sync>(
+        x: ArrayView3<'_, T>,
+        trials: Trials<'_>,
+        evaluation: Evaluation,
+        seed: u64,
+    ) -> Result<Prepared> {
+        let splits = cv::splits(evaluation, trials.y, trials.sessions, seed)?;
+        let scatters = csp::trial_scatters(x)?;
+        let fold_classes = splits
+            .iter()
+            .map(|s| {
+                csp::class_scatters(
+                    trials.n_classes,
+                    s.train.iter().map(|&i| (&scatters[i], trials.y[i])),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Prepared {
+            y: trials.y.to_vec(),
+            n_classes: trials.n_classes,
+            n_channels: x.len_of(Axis(1)),
+            splits,
+            scatters,
+            fold_classes,
+            features: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn n_folds(&self) -> usize {
+        self.splits.len()
+    }
+
     /// Fits the CSP of each fold and computes every trial's features with it.
     fn csp_features(&self, params: &CspParams) -> FoldFeatures {
         self.fold_classes
@@ -54,38 +99,129 @@ impl<T: csp::Sample + Sync> Shared<'_, T> {
             .map(|(f, classes)| {
                 let csp = Csp::fit_from_scatters(classes, params)
                     .map_err(|e| format!("fold {}: {e}", f + 1))?;
-                csp.transform(self.x)
+                csp.transform_scatters(&self.scatters)
                     .map_err(|e| format!("fold {}: {e}", f + 1))
             })
             .collect()
     }
 
-    /// Fits the scaler and SVM of `params` on each fold's training features and scores the test
-    /// trials.
+    /// Fits the scaler and SVM of `params` on each fold's training features and scores the
+    /// test trials, fold by fold, asking `prune` after each whether to go on.
     fn score(
         &self,
         params: &CheckedParams,
         features: &[Array2<f64>],
-    ) -> Result<(Vec<f64>, Vec<f64>)> {
-        let y = self.trials.y;
+        stop: impl Fn(&[f64], &[f64]) -> bool,
+    ) -> Result<(Vec<f64>, Vec<f64>, bool)> {
+        let y = &self.y;
         let mut accuracy = Vec::with_capacity(self.splits.len());
         let mut kappa = Vec::with_capacity(self.splits.len());
-        for (split, all) in self.splits.iter().zip(features) {
+        for (f, (split, all)) in self.splits.iter().zip(features).enumerate() {
             let train = all.select(Axis(0), &split.train);
             let train_y: Vec<usize> = split.train.iter().map(|&i| y[i]).collect();
             let head = Head::fit(train, &train_y, params)?;
             let predicted = head.predict(all.select(Axis(0), &split.test))?;
             let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
-            let s = Scores::new(&truth, &predicted, self.trials.n_classes);
+            let s = Scores::new(&truth, &predicted, self.n_classes);
             accuracy.push(s.accuracy);
             kappa.push(s.kappa);
+            if f + 1 < self.splits.len() && stop(&accuracy, &kappa) {
+                return Ok((accuracy, kappa, true));
+            }
         }
-        Ok((accuracy, kappa))
+        Ok((accuracy, kappa, false))
+    }
+
+    /// Evaluates every candidate on up to `jobs` threads. `prune` may stop a candidate after
+    /// any fold but the last; `on_result` is called as each candidate finishes.
+    pub fn evaluate(
+        &self,
+        candidates: &[ModelParams],
+        jobs: usize,
+        prune: &Prune<'_>,
+        on_result: &(dyn Fn(usize, &TrialResult) + Sync),
+    ) -> Result<Vec<TrialResult>> {
+        // Check every candidate once; the invalid ones fail with their reason, the rest are
+        // grouped by CSP setting so each setting's CSP is fitted once per fold, ever.
+        let checked: Vec<std::result::Result<CheckedParams, String>> = candidates
+            .iter()
+            .map(|p| p.check(self.n_channels).map_err(|e| e.to_string()))
+            .collect();
+        let mut keys: Vec<Option<String>> = Vec::with_capacity(candidates.len());
+        let mut missing: Vec<(String, CspParams)> = Vec::new();
+        {
+            let cache = self.lock_features();
+            for c in &checked {
+                keys.push(match c {
+                    Ok(p) => {
+                        let key = serde_json::to_string(&p.csp)
+                            .map_err(|e| Error::Invalid(e.to_string()))?;
+                        if !cache.contains_key(&key) && !missing.iter().any(|(k, _)| *k == key) {
+                            missing.push((key.clone(), p.csp.clone()));
+                        }
+                        Some(key)
+                    }
+                    Err(_) => None,
+                });
+            }
+        }
+        let jobs = jobs.max(1);
+        let computed = parallel_map(missing.len(), jobs, |i| self.csp_features(&missing[i].1));
+        let features: Vec<Option<Arc<FoldFeatures>>> = {
+            let mut cache = self.lock_features();
+            for ((key, _), f) in missing.into_iter().zip(computed) {
+                cache.insert(key, Arc::new(f));
+            }
+            keys.iter()
+                .map(|k| k.as_ref().and_then(|k| cache.get(k).cloned()))
+                .collect()
+        };
+        let results: Vec<TrialResult> = parallel_map(candidates.len(), jobs, |i| {
+            let start = Instant::now();
+            let outcome = match (&checked[i], features[i].as_deref()) {
+                (Err(reason), _) => Err(reason.clone()),
+                (Ok(_), Some(Err(reason))) => Err(reason.clone()),
+                (Ok(p), Some(Ok(f))) => self
+                    .score(p, f, |acc, kap| prune(i, acc, kap))
+                    .map_err(|e| e.to_string()),
+                (Ok(_), None) => Err("internal: no CSP setting".to_owned()),
+            };
+            let result = match outcome {
+                Ok((acc, kap, pruned)) => TrialResult {
+                    params: candidates[i].clone(),
+                    accuracy: Some(mean(&acc)),
+                    kappa: Some(mean(&kap)),
+                    fold_accuracy: acc,
+                    fold_kappa: kap,
+                    pruned,
+                    error: None,
+                    seconds: start.elapsed().as_secs_f64(),
+                },
+                Err(reason) => TrialResult {
+                    params: candidates[i].clone(),
+                    accuracy: None,
+                    kappa: None,
+                    fold_accuracy: Vec::new(),
+                    fold_kappa: Vec::new(),
+                    pruned: false,
+                    error: Some(reason),
+                    seconds: start.elapsed().as_secs_f64(),
+                },
+            };
+            on_result(i, &result);
+            result
+        });
+        Ok(results)
+    }
+
+    fn lock_features(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FoldFeatures>>> {
+        // A poisoned lock only means another thread panicked mid-insert of a whole entry.
+        self.features.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Evaluates every candidate with `evaluation` (the same folds for all, from `seed`) on up to
-/// `jobs` threads. `on_result` is called as each candidate finishes (index, result).
+/// `jobs` threads, without pruning. `on_result` is called as each candidate finishes.
 pub fn run<'a, T: csp::Sample + Sync>(
     x: ArrayView3<'a, T>,
     trials: Trials<'a>,
@@ -95,82 +231,12 @@ pub fn run<'a, T: csp::Sample + Sync>(
     jobs: usize,
     on_result: &(dyn Fn(usize, &TrialResult) + Sync),
 ) -> Result<Vec<TrialResult>> {
-    let n_channels = x.len_of(Axis(1));
-    let splits = cv::splits(evaluation, trials.y, trials.sessions, seed)?;
-    let scatters = csp::trial_scatters(x)?;
-    let fold_classes = splits
-        .iter()
-        .map(|s| {
-            csp::class_scatters(
-                trials.n_classes,
-                s.train.iter().map(|&i| (&scatters[i], trials.y[i])),
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    drop(scatters);
-    let shared = Shared {
-        x,
-        trials,
-        splits,
-        fold_classes,
-    };
-
-    // Check every candidate once; the invalid ones fail with their reason, the rest are grouped
-    // by CSP setting so each setting's CSP is fitted once per fold.
-    let checked: Vec<std::result::Result<CheckedParams, String>> = candidates
-        .iter()
-        .map(|p| p.check(n_channels).map_err(|e| e.to_string()))
-        .collect();
-    let mut settings: Vec<CspParams> = Vec::new();
-    let mut setting_of: Vec<Option<usize>> = Vec::with_capacity(candidates.len());
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for c in &checked {
-        setting_of.push(match c {
-            Ok(p) => {
-                let key =
-                    serde_json::to_string(&p.csp).map_err(|e| Error::Invalid(e.to_string()))?;
-                Some(*index.entry(key).or_insert_with(|| {
-                    settings.push(p.csp.clone());
-                    settings.len() - 1
-                }))
-            }
-            Err(_) => None,
-        });
-    }
-
-    let jobs = jobs.max(1);
-    let features: Vec<FoldFeatures> =
-        parallel_map(settings.len(), jobs, |i| shared.csp_features(&settings[i]));
-    let results: Vec<TrialResult> = parallel_map(candidates.len(), jobs, |i| {
-        let start = Instant::now();
-        let outcome = match (&checked[i], setting_of[i].map(|s| &features[s])) {
-            (Err(reason), _) => Err(reason.clone()),
-            (Ok(_), Some(Err(reason))) => Err(reason.clone()),
-            (Ok(p), Some(Ok(f))) => shared.score(p, f).map_err(|e| e.to_string()),
-            (Ok(_), None) => Err("internal: no CSP setting".to_owned()),
-        };
-        let result = match outcome {
-            Ok((acc, kap)) => TrialResult {
-                params: candidates[i].clone(),
-                accuracy: Some(mean(&acc)),
-                kappa: Some(mean(&kap)),
-                fold_accuracy: acc,
-                error: None,
-                seconds: start.elapsed().as_secs_f64(),
-            },
-            Err(reason) => TrialResult {
-                params: candidates[i].clone(),
-                accuracy: None,
-                kappa: None,
-                fold_accuracy: Vec::new(),
-                error: Some(reason),
-                seconds: start.elapsed().as_secs_f64(),
-            },
-        };
-        on_result(i, &result);
-        result
-    });
-    Ok(results)
+    Prepared::new(x, trials, evaluation, seed)?.evaluate(
+        candidates,
+        jobs,
+        &|_, _, _| false,
+        on_result,
+    )
 }
 
 fn mean(v: &[f64]) -> f64 {

@@ -454,3 +454,23 @@ fn bad_data_is_an_error() {
     let flat = Array3::<f64>::zeros((2, 4, 50));
     assert!(data_error(csp.transform(flat.view())).contains("trial `0`"));
 }
+
+#[test]
+fn features_from_scatters_equal_features_from_samples() {
+    // Same quantity, two summation orders: agreement to rounding (1e-12 relative) is the claim.
+    let (x, y) = reference_data();
+    for log in [true, false] {
+        let params = CspParams::default().n_components(6).log(log);
+        let csp = Csp::fit(x.view(), &y, &params).unwrap();
+        let direct = csp.transform(x.view()).unwrap();
+        let via = csp
+            .transform_scatters(&trial_scatters(x.view()).unwrap())
+            .unwrap();
+        let scale = max_abs(&direct);
+        assert!(
+            max_abs_diff(&direct, &via) <= 1e-12 * scale,
+            "log={log}: {} vs scale {scale}",
+            max_abs_diff(&direct, &via)
+        );
+    }
+}

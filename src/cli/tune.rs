@@ -1,0 +1,253 @@
+//! `bciops tune`: a W&B sweep file run locally on an epochs dataset; `bciops tune merge`
+//! combines shard outputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use super::{progress, Global};
+use crate::model::cv::Evaluation;
+use crate::tune::journal::Status;
+use crate::tune::outputs;
+use crate::tune::session::{self, Event, Outcome, TuneConfig};
+use crate::tune::sweep;
+use crate::Error;
+
+/// Search hyper-parameters with a Weights & Biases sweep file, locally: no sweep server, no
+/// account. Every trial is scored with honest cross-validation (CSP fitted inside each fold).
+///
+/// Methods: `grid` (every combination), `random` (seeded draws), `bayes` (TPE). Trials that
+/// cannot work on the data (e.g. 60 CSP components on 22 channels) are recorded as failed with
+/// the reason. A journal in OUT makes a killed sweep resume where it stopped (failed trials run
+/// again); outputs: trials.csv, trials.json, best.json (for `train --params`), report.html.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TuneArgs {
+    #[command(subcommand)]
+    pub merge: Option<TuneCommand>,
+    /// Epochs dataset directory (from `bciops preprocess`).
+    #[arg(long, short, value_name = "DIR", required = true)]
+    pub data: Option<PathBuf>,
+    /// Sweep file in the W&B sweep YAML format (e.g. configs/sweep.yaml).
+    #[arg(long, short, value_name = "FILE", required = true)]
+    pub sweep: Option<PathBuf>,
+    /// Output directory: journal, trials table, best.json, report.html.
+    #[arg(long, short, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+    /// Evaluation of every trial: `cv:K`, `holdout:F` or `session`.
+    #[arg(long = "eval", default_value = "cv:5", value_parser = |s: &str| s.parse::<Evaluation>().map_err(|e| e.to_string()))]
+    pub evaluation: Evaluation,
+    /// Run at most N trials (with `run_cap`, the smaller wins). Random and bayes sweeps run 50
+    /// when neither says.
+    #[arg(long, value_name = "N")]
+    pub max_trials: Option<usize>,
+    /// Threads (default: every core).
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Seed of the folds, random draws and TPE: a sweep is deterministic for a seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Run only shard I of N (1-based): a deterministic share of the trials, for splitting a
+    /// sweep over machines; combine with `bciops tune merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Parameters the sweep does not vary (JSON, flat or under `params`; default: train's).
+    #[arg(long, value_name = "FILE")]
+    pub params: Option<PathBuf>,
+    /// Discard OUT's journal and start over instead of resuming.
+    #[arg(long)]
+    pub restart: bool,
+    /// How many of the best trials to print at the end.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// Print a JSON summary (best trial, counts) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TuneCommand {
+    /// Combine the outputs of sweep shards into one trials table, best.json and report.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Shard output directories (each with trials.json).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where the combined outputs go.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// How many of the best trials to print.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
+    let bad = || format!("shard `{s}` is not `I/N` with 1 <= I <= N (e.g. `2/4`)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+pub fn run(args: TuneArgs, global: Global) -> Result<()> {
+    if let Some(TuneCommand::Merge(m)) = args.merge {
+        return merge(m);
+    }
+    let (Some(data), Some(sweep_path), Some(out)) = (args.data, args.sweep, args.out) else {
+        return Err(Error::Invalid("`tune` needs --data, --sweep and --out".into()).into());
+    };
+    let bytes = std::fs::read(&sweep_path).map_err(|e| Error::io("read", &sweep_path, e))?;
+    let text = String::from_utf8(bytes.clone())
+        .map_err(|_| Error::malformed(&sweep_path, "is not UTF-8 text"))?;
+    let sweep = sweep::parse(&text, &sweep_path.display().to_string())?;
+    let base = match &args.params {
+        Some(p) => super::train::read_params(p)?,
+        None => Default::default(),
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    if let Some(m) = &sweep.metric {
+        if m.goal == sweep::Goal::Minimize && (m.name == "accuracy" || m.name == "kappa") {
+            eprintln!(
+                "note: the sweep minimizes `{}` (W&B's default goal when `goal` is left out); write `goal: maximize` to find the best model",
+                m.name
+            );
+        }
+    }
+    let config = TuneConfig {
+        sweep,
+        sweep_sha256: crate::fsutil::sha256_hex(&bytes),
+        evaluation: args.evaluation,
+        seed: args.seed,
+        jobs,
+        max_trials: args.max_trials,
+        shard: args.shard,
+        restart: args.restart,
+        base,
+    };
+    let bar = progress::bar(global, 0, "trials");
+    let (metric, _) = session::metric_of(&config.sweep)?;
+    let mut on_event = |e: Event<'_>| match e {
+        Event::Start { planned, resumed } => {
+            bar.set_length(planned as u64);
+            bar.set_position(resumed as u64);
+            if resumed > 0 {
+                bar.println(format!(
+                    "resuming: {resumed} of {planned} trials already in the journal"
+                ));
+            }
+        }
+        Event::Preprocessing { overrides } => {
+            bar.set_message(format!("preprocessing again for {}", overrides.key()));
+        }
+        Event::Trial { record, best } => {
+            bar.inc(1);
+            if let Some(b) = best {
+                bar.set_message(format!("best {metric} {b:.4}"));
+            }
+            if record.status == Status::Failed && !global.quiet {
+                bar.println(format!(
+                    "trial {} failed: {}",
+                    record.id,
+                    record.error.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+    };
+    let outcome = session::run(&data, &config, &out, &mut on_event)
+        .with_context(|| format!("sweep `{}` failed", sweep_path.display()))?;
+    bar.finish_and_clear();
+    summarize(&outcome, &out, args.top);
+    if args.json {
+        super::emit(&serde_json::to_string_pretty(&summary_json(
+            &outcome, &out,
+        ))?)?;
+    }
+    Ok(())
+}
+
+fn merge(args: MergeArgs) -> Result<()> {
+    let dirs: Vec<&Path> = args.dirs.iter().map(PathBuf::as_path).collect();
+    let (info, records) = outputs::merge(&dirs)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io("create", &args.out, e))?;
+    let best = outputs::write_all(&args.out, &info, &records)?;
+    let outcome = Outcome {
+        info,
+        records,
+        best,
+        ran: 0,
+        resumed: 0,
+        reached_target: false,
+    };
+    summarize(&outcome, &args.out, args.top);
+    if args.json {
+        super::emit(&serde_json::to_string_pretty(&summary_json(
+            &outcome, &args.out,
+        ))?)?;
+    }
+    Ok(())
+}
+
+fn count(o: &Outcome, s: Status) -> usize {
+    o.records.iter().filter(|r| r.status == s).count()
+}
+
+fn summarize(o: &Outcome, out: &Path, top: usize) {
+    eprintln!(
+        "{} trials: {} complete, {} stopped early, {} failed ({} run now, {} from the journal){}",
+        o.records.len(),
+        count(o, Status::Ok),
+        count(o, Status::Pruned),
+        count(o, Status::Failed),
+        o.ran,
+        o.resumed,
+        if o.reached_target {
+            "; stopped at the metric's target"
+        } else {
+            ""
+        }
+    );
+    if top > 0 && !o.records.is_empty() {
+        eprint!("{}", outputs::top_table(&o.info, &o.records, top));
+    }
+    match &o.best {
+        Some(b) => eprintln!(
+            "best: trial {} with {} {:.4}; parameters in {}",
+            b.trial_id,
+            b.metric,
+            b.value,
+            out.join("best.json").display()
+        ),
+        None => eprintln!("no trial completed, so there is no best.json"),
+    }
+}
+
+fn summary_json(o: &Outcome, out: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "out": out.display().to_string(),
+        "metric": o.info.metric,
+        "goal": o.info.goal,
+        "trials": o.records.len(),
+        "complete": count(o, Status::Ok),
+        "pruned": count(o, Status::Pruned),
+        "failed": count(o, Status::Failed),
+        "ran": o.ran,
+        "resumed": o.resumed,
+        "reached_target": o.reached_target,
+        "best": o.best,
+    })
+}

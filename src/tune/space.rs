@@ -1,0 +1,261 @@
+//! From a sweep's parameter values to what bciops runs: the model's hyper-parameters and, when
+//! the sweep varies them, the preprocessing (band edges, filter order, window).
+//!
+//! Sweep files name parameters as `train` flags and `best.json` do (`n_components`, `log`,
+//! `norm_trace`, `shrinkage`, `standardize`, `kernel`, `c`, `gamma`, `degree`, `coef0`,
+//! `multiclass`), plus `l_freq`, `h_freq`, `filter_order`, `tmin` and `tmax` for preprocessing.
+//! `C` (scikit-learn's and the original W&B sweep's spelling) and `order` are accepted aliases.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::classifier::ModelParams;
+use crate::tune::sweep::{Param, Sweep};
+
+/// Model parameters a sweep may vary.
+pub const MODEL_PARAMS: &[&str] = &[
+    "n_components",
+    "log",
+    "norm_trace",
+    "shrinkage",
+    "standardize",
+    "kernel",
+    "c",
+    "gamma",
+    "degree",
+    "coef0",
+    "multiclass",
+];
+
+/// Preprocessing parameters a sweep may vary (they need the dataset's source recordings).
+pub const PREPROCESS_PARAMS: &[&str] = &["l_freq", "h_freq", "filter_order", "tmin", "tmax"];
+
+/// The canonical name of a sweep parameter, or None if bciops does not know it.
+pub fn canonical(name: &str) -> Option<&'static str> {
+    let name = match name {
+        "C" => "c",
+        "order" => "filter_order",
+        other => other,
+    };
+    MODEL_PARAMS
+        .iter()
+        .chain(PREPROCESS_PARAMS)
+        .find(|known| **known == name)
+        .copied()
+}
+
+/// Preprocessing that differs from the dataset's own; None keeps the dataset's value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l_freq: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h_freq: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_order: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmin: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmax: Option<f64>,
+}
+
+impl PrepOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == PrepOverrides::default()
+    }
+
+    /// These overrides without the values `meta` already has.
+    pub fn relative_to(&self, meta: &crate::dataset::Meta) -> PrepOverrides {
+        let differs = |v: Option<f64>, own: f64| v.filter(|v| *v != own);
+        PrepOverrides {
+            l_freq: differs(self.l_freq, meta.filter.band[0]),
+            h_freq: differs(self.h_freq, meta.filter.band[1]),
+            filter_order: self.filter_order.filter(|o| *o != meta.filter.order),
+            tmin: differs(self.tmin, meta.window.tmin),
+            tmax: differs(self.tmax, meta.window.tmax),
+        }
+    }
+
+    /// A stable text naming this preprocessing (its JSON), for grouping and caching.
+    pub fn key(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// One point of the search space, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The sweep's values, as the file names them (the trial id hashes these).
+    pub values: BTreeMap<String, Value>,
+    pub model: ModelParams,
+    pub prep: PrepOverrides,
+}
+
+/// Checks that the sweep varies something bciops knows; every problem is listed.
+pub fn check_names(sweep: &Sweep) -> Result<()> {
+    if sweep.parameters.is_empty() {
+        return Err(Error::Invalid(
+            "the sweep's search space is empty: `parameters` names no parameter".into(),
+        ));
+    }
+    let unknown: Vec<&str> = sweep
+        .parameters
+        .keys()
+        .filter(|k| canonical(k).is_none())
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = MODEL_PARAMS
+            .iter()
+            .chain(PREPROCESS_PARAMS)
+            .copied()
+            .collect();
+        return Err(Error::Invalid(format!(
+            "unknown sweep parameter{} `{}` (known: {}; `C` and `order` are aliases)",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join("`, `"),
+            known.join(", ")
+        )));
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for name in sweep.parameters.keys() {
+        let c = canonical(name).unwrap_or_default();
+        if let Some(other) = seen.insert(c, name) {
+            return Err(Error::Invalid(format!(
+                "sweep parameters `{other}` and `{name}` are the same parameter"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every listed value (categorical and constant parameters) on its own against `base`,
+/// so a typo such as `kernel: [rbf, rfb]` stops the sweep before it starts; every problem is
+/// listed, one per line.
+pub fn check_values(sweep: &Sweep, base: &ModelParams) -> Result<()> {
+    let mut problems = Vec::new();
+    for (name, param) in &sweep.parameters {
+        let values: Vec<&Value> = match param {
+            Param::Constant(v) => vec![v],
+            Param::Categorical { values, .. } => values.iter().collect(),
+            Param::Distribution(_) => continue,
+        };
+        for v in values {
+            let one = BTreeMap::from([(name.clone(), v.clone())]);
+            if let Err(e) = candidate(&one, base) {
+                problems.push(format!("parameters.{name}: {e}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "the sweep has {} bad value{}:\n{}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n")
+        )))
+    }
+}
+
+/// Resolves one assignment of sweep values on top of `base`. The error is the reason a trial
+/// with these values fails.
+pub fn candidate(
+    values: &BTreeMap<String, Value>,
+    base: &ModelParams,
+) -> std::result::Result<Candidate, String> {
+    let mut model = match serde_json::to_value(base) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err("internal: model parameters are not a JSON object".into()),
+    };
+    let mut prep = serde_json::Map::new();
+    for (name, value) in values {
+        let Some(c) = canonical(name) else {
+            return Err(format!("unknown parameter `{name}`"));
+        };
+        if PREPROCESS_PARAMS.contains(&c) {
+            prep.insert(c.to_owned(), value.clone());
+        } else {
+            model.insert(c.to_owned(), value.clone());
+        }
+    }
+    let model: ModelParams =
+        serde_json::from_value(Value::Object(model)).map_err(|e| describe(values, e))?;
+    let prep: PrepOverrides =
+        serde_json::from_value(Value::Object(prep)).map_err(|e| describe(values, e))?;
+    Ok(Candidate {
+        values: values.clone(),
+        model,
+        prep,
+    })
+}
+
+fn describe(values: &BTreeMap<String, Value>, e: serde_json::Error) -> String {
+    let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{e} (in {})", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tune::sweep;
+
+    #[test]
+    fn the_original_grid_maps_onto_model_parameters() {
+        let s = sweep::read(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/sweep.yaml")).unwrap();
+        check_names(&s).unwrap();
+        check_values(&s, &ModelParams::default()).unwrap();
+        let grid = s.grid();
+        let c = candidate(&grid[0], &ModelParams::default()).unwrap();
+        assert!(c.prep.is_empty());
+        assert_eq!(c.values, grid[0]);
+    }
+
+    #[test]
+    fn aliases_and_preprocessing_parameters_resolve() {
+        let values = BTreeMap::from([
+            ("C".to_owned(), Value::from(0.5)),
+            ("kernel".to_owned(), Value::from("linear")),
+            ("l_freq".to_owned(), Value::from(7)),
+            ("order".to_owned(), Value::from(4)),
+        ]);
+        let c = candidate(&values, &ModelParams::default()).unwrap();
+        assert_eq!(c.model.c, 0.5);
+        assert_eq!(c.model.kernel.to_string(), "linear");
+        assert_eq!(c.prep.l_freq, Some(7.0));
+        assert_eq!(c.prep.filter_order, Some(4));
+        assert_eq!(c.prep.h_freq, None);
+    }
+
+    #[test]
+    fn bad_names_and_values_are_listed() {
+        let s = sweep::parse(
+            "method: grid\nparameters:\n  kernel: {values: [rbf, rfb]}\n  n_components: {values: [4, 2.5]}\n",
+            "inline",
+        )
+        .unwrap();
+        let e = check_values(&s, &ModelParams::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 bad values"), "{e}");
+        assert!(e.contains("parameters.kernel:") && e.contains("rfb"), "{e}");
+        assert!(e.contains("parameters.n_components:"), "{e}");
+
+        let s = sweep::parse("method: grid\nparameters:\n  alpha: {values: [1]}\n", "x").unwrap();
+        let e = check_names(&s).unwrap_err().to_string();
+        assert!(e.contains("unknown sweep parameter `alpha`"), "{e}");
+
+        let s = sweep::parse(
+            "method: grid\nparameters:\n  c: {values: [1]}\n  C: {values: [2]}\n",
+            "x",
+        )
+        .unwrap();
+        let e = check_names(&s).unwrap_err().to_string();
+        assert!(e.contains("the same parameter"), "{e}");
+    }
+}
