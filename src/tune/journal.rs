@@ -3,7 +3,7 @@
 //!
 //! The first line describes the sweep (sweep file digest, dataset digest, evaluation, seed,
 //! shard); a journal written for anything else is refused rather than mixed in. A last line
-//! cut short by a kill is ignored (that trial simply runs again).
+//! cut short by a kill is dropped (that trial simply runs again).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -125,12 +125,26 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         let path = dir.join(FILE);
         let mut records = Vec::new();
-        let exists = path.exists();
-        if exists && !restart {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let exists = path.exists() && !restart;
+        if exists {
+            let mut bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+            // A kill in the middle of a line leaves it without its newline: drop that torn
+            // tail (its trial simply runs again) so later appends start on a fresh line.
+            let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if complete < bytes.len() {
+                bytes.truncate(complete);
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io("open", &path, e))?;
+                f.set_len(complete as u64)
+                    .map_err(|e| Error::io("truncate", &path, e))?;
+            }
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::malformed(&path, "is not UTF-8 text"))?;
             records = parse(&path, &text, header)?;
         }
-        let mut file = if exists && !restart {
+        let file = if exists {
             OpenOptions::new()
                 .append(true)
                 .open(&path)
@@ -141,10 +155,6 @@ impl Journal {
             writeln!(f, "{line}").map_err(|e| Error::io("write", &path, e))?;
             f
         };
-        // A previous run killed mid-line left no newline: start on a fresh line.
-        if exists && !restart && !std::fs::read(&path).map_or(true, |b| b.ends_with(b"\n")) {
-            writeln!(file).map_err(|e| Error::io("write", &path, e))?;
-        }
         Ok((Journal { file, path }, records))
     }
 
@@ -189,8 +199,6 @@ fn parse(path: &Path, text: &str, header: &Header) -> Result<Vec<Record>> {
             Ok(r) => {
                 by_id.insert(r.id.clone(), r);
             }
-            // Only the last line may be torn by a kill.
-            Err(_) if i + 1 == rest.len() => {}
             Err(e) => {
                 return Err(Error::malformed(
                     path,

@@ -49,13 +49,13 @@ fn example_config_is_the_original_640_grid() {
     assert_eq!(
         grid[0],
         serde_json::from_value::<BTreeMap<String, Value>>(json!({
-            "c": 0.8, "gamma": "scale", "kernel": "linear", "log": true,
+            "C": 0.8, "gamma": "scale", "kernel": "linear", "log": true,
             "n_components": 5, "norm_trace": true
         }))
         .unwrap()
     );
     assert_eq!(grid[1]["norm_trace"], json!(false));
-    assert_eq!(grid[639]["c"], json!(1.5));
+    assert_eq!(grid[639]["C"], json!(1.5));
     assert_eq!(grid[639]["n_components"], json!(60));
     let ids: std::collections::BTreeSet<String> = grid.iter().map(trial_id).collect();
     assert_eq!(ids.len(), 640, "trial ids collide");
