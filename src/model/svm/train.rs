@@ -19,6 +19,19 @@ pub(super) struct Solution {
     pub intercept: f64,
 }
 
+/// One binary problem as libsvm poses it.
+pub(super) struct BinaryProblem {
+    /// The machine's sides, as [`BinaryMachine`] names them.
+    pub positive: usize,
+    pub negative: Option<usize>,
+    /// Training rows, in libsvm's order.
+    pub rows: Vec<usize>,
+    /// Per row of `rows`: on libsvm's +1 side.
+    pub libsvm_positive: Vec<bool>,
+    /// The solution must be negated to be oriented towards `positive`.
+    pub flip: bool,
+}
+
 impl Solution {
     /// The same machine seen from the other side: every sign flips (exactly).
     fn flipped(mut self) -> Solution {
@@ -47,57 +60,34 @@ impl CheckedSvmParams {
             .collect();
         let kernel = self.fitted_kernel(x)?;
 
-        let k = classes.len();
-        let problems: Vec<(usize, Option<usize>)> = if k == 2 {
-            // sklearn's binary orientation: positive decision values mean classes[1].
-            vec![(1, Some(0))]
-        } else {
-            match self.0.multiclass {
-                Multiclass::Ovo => (0..k)
-                    .flat_map(|i| (i + 1..k).map(move |j| (i, Some(j))))
-                    .collect(),
-                Multiclass::Ovr => (0..k).map(|c| (c, None)).collect(),
-            }
-        };
-
         let n = x.nrows();
         let mut is_support = vec![false; n];
+        let problems = self.binary_problems(&class_of, classes.len());
         let mut machines = Vec::with_capacity(problems.len());
-        for (positive, negative) in problems {
-            // libsvm's order (svm_group_classes): the +1 class's rows, then the other side's,
-            // each in training order. Binary problems are solved as libsvm does, with
-            // classes[0] as +1, and flipped to our orientation (positive = classes[1]).
-            let (first, second) = if k == 2 {
-                (0, Some(1))
-            } else {
-                (positive, negative)
-            };
-            let rows: Vec<usize> = (0..n)
-                .filter(|&r| class_of[r] == first)
-                .chain((0..n).filter(|&r| {
-                    class_of[r] != first && second.is_none_or(|j| class_of[r] == j)
-                }))
-                .collect();
-            let labels: Vec<bool> = rows.iter().map(|&r| class_of[r] == first).collect();
-            let sub = select_rows(x, &rows);
-            let mut solution = self.solve(&kernel, sub.view(), &labels)?;
-            if k == 2 {
+        for problem in problems {
+            let sub = select_rows(x, &problem.rows);
+            let mut solution = self.solve(&kernel, sub.view(), &problem.libsvm_positive)?;
+            if problem.flip {
                 solution = solution.flipped();
             }
             let platt = if self.0.probability {
-                let sides: Vec<bool> = rows.iter().map(|&r| class_of[r] == positive).collect();
+                let sides: Vec<bool> = problem
+                    .rows
+                    .iter()
+                    .map(|&r| class_of[r] == problem.positive)
+                    .collect();
                 Some(self.cross_validated_platt(&kernel, sub.view(), &sides)?)
             } else {
                 None
             };
             // Training-row indices for now; remapped to support-vector rows below.
-            let support: Vec<usize> = solution.support.iter().map(|&s| rows[s]).collect();
+            let support: Vec<usize> = solution.support.iter().map(|&s| problem.rows[s]).collect();
             for &r in &support {
                 is_support[r] = true;
             }
             machines.push(BinaryMachine {
-                positive,
-                negative,
+                positive: problem.positive,
+                negative: problem.negative,
                 support,
                 dual_coef: solution.dual_coef,
                 intercept: solution.intercept,
@@ -122,6 +112,47 @@ impl CheckedSvmParams {
             support_classes: sv_rows.iter().map(|&r| class_of[r]).collect(),
             machines,
         })
+    }
+
+    /// The binary problems of `k` classes (`class_of[r]` = class index of training row r), in
+    /// the order of [`SvmModel::machines`].
+    pub(super) fn binary_problems(&self, class_of: &[usize], k: usize) -> Vec<BinaryProblem> {
+        let sides: Vec<(usize, Option<usize>)> = if k == 2 {
+            // sklearn's binary orientation: positive decision values mean classes[1].
+            vec![(1, Some(0))]
+        } else {
+            match self.0.multiclass {
+                Multiclass::Ovo => (0..k)
+                    .flat_map(|i| (i + 1..k).map(move |j| (i, Some(j))))
+                    .collect(),
+                Multiclass::Ovr => (0..k).map(|c| (c, None)).collect(),
+            }
+        };
+        let n = class_of.len();
+        sides
+            .into_iter()
+            .map(|(positive, negative)| {
+                // libsvm's row order (svm_group_classes): the +1 class's rows, then the other
+                // side's, each in training order. A binary problem is solved as libsvm solves
+                // it, classes[0] as +1, and flipped to our orientation (positive = classes[1]).
+                let flip = k == 2;
+                let (first, second) = if flip { (0, Some(1)) } else { (positive, negative) };
+                let rows: Vec<usize> = (0..n)
+                    .filter(|&r| class_of[r] == first)
+                    .chain((0..n).filter(|&r| {
+                        class_of[r] != first && second.is_none_or(|j| class_of[r] == j)
+                    }))
+                    .collect();
+                let libsvm_positive = rows.iter().map(|&r| class_of[r] == first).collect();
+                BinaryProblem {
+                    positive,
+                    negative,
+                    rows,
+                    libsvm_positive,
+                    flip,
+                }
+            })
+            .collect()
     }
 
     /// The kernel with `gamma` resolved on the training matrix.
