@@ -34,8 +34,11 @@ pub(super) struct SmoSolution {
     /// `alpha_i` in `[0, C]` (unsigned).
     pub alpha: Vec<f64>,
     pub rho: f64,
+    /// Diagnostics, read by the tests (sklearn's `n_iter_`).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub iterations: usize,
     /// The smallest active set shrinking reached (`l` without shrinking).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub min_active: usize,
 }
 
@@ -87,16 +90,36 @@ pub(super) fn powi(base: f64, times: u32) -> f64 {
     ret
 }
 
+/// Vectors at least this long are summed in four plain lanes (fast) instead of fused steps.
+const FUSED_DOT_MAX_LEN: usize = 16;
+
 /// `x·y` as scikit-learn's libsvm computes it: through BLAS `ddot`, whose OpenBLAS kernels
-/// (Haswell and later, i.e. every x86-64 CPU with FMA) run short vectors as a sequential loop
-/// of fused multiply-adds. Fusing here too makes the solver take sklearn's exact path (same
-/// iteration counts, intercepts equal to the last bit on the fixtures); plain `sum += x * y`
-/// differs in the last bits and, rarely, stops one SMO step earlier or later.
+/// (Haswell and later: x86-64 CPUs with FMA) run short vectors as a sequential loop of fused
+/// multiply-adds. Fusing here too makes the solver take sklearn's exact path on CSP-sized
+/// features (same iteration counts, intercepts equal to the last bit on the fixtures); plain
+/// `sum += x * y` differs in the last bits and, rarely, stops one SMO step earlier or later.
+/// `mul_add` is a libm call in a baseline x86-64 build, so long vectors, which OpenBLAS sums
+/// in SIMD blocks we do not copy anyway, take the fast unfused path.
 #[inline]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut sum = 0.0;
-    for (x, y) in a.iter().zip(b) {
-        sum = x.mul_add(*y, sum);
+    if a.len() < FUSED_DOT_MAX_LEN {
+        let mut sum = 0.0;
+        for (x, y) in a.iter().zip(b) {
+            sum = x.mul_add(*y, sum);
+        }
+        return sum;
+    }
+    let mut lanes = [0.0; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (a4.remainder(), b4.remainder());
+    for (x, y) in a4.zip(b4) {
+        for k in 0..4 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
     }
     sum
 }
@@ -196,7 +219,9 @@ impl<'a> KernelRows<'a> {
     }
 
     fn get(&self, i: usize) -> &[f32] {
-        self.rows[i].as_deref().expect("row made resident by ensure")
+        self.rows[i]
+            .as_deref()
+            .expect("row made resident by ensure")
     }
 }
 

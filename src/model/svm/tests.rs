@@ -78,8 +78,10 @@ fn check_machines(model: &SvmModel, x: &Array2<f64>, expected: &Value, what: &st
         ours.sort_by_key(|p| p.0);
         let mut theirs: Vec<(usize, f64)> = sk_support.into_iter().zip(sk_coef).collect();
         theirs.sort_by_key(|p| p.0);
-        let (oi, ti): (Vec<usize>, Vec<usize>) =
-            (ours.iter().map(|p| p.0).collect(), theirs.iter().map(|p| p.0).collect());
+        let (oi, ti): (Vec<usize>, Vec<usize>) = (
+            ours.iter().map(|p| p.0).collect(),
+            theirs.iter().map(|p| p.0).collect(),
+        );
         assert_eq!(
             oi, ti,
             "{what}: machine {}-{:?} has other support vectors",
@@ -90,7 +92,10 @@ fn check_machines(model: &SvmModel, x: &Array2<f64>, expected: &Value, what: &st
         }
     }
     // dual_coef_: same tolerance as the decision values, relative to max(1, C).
-    assert!(worst < 1e-9, "{what}: dual coefficients differ by {worst:e}");
+    assert!(
+        worst < 1e-9,
+        "{what}: dual coefficients differ by {worst:e}"
+    );
     worst
 }
 
@@ -152,7 +157,9 @@ fn check_iterations(
                             .support
                             .iter()
                             .zip(&machine.dual_coef)
-                            .map(|(&r, &a)| a * model.kernel.eval(sub.row(r).as_slice().unwrap(), t))
+                            .map(|(&r, &a)| {
+                                a * model.kernel.eval(sub.row(r).as_slice().unwrap(), t)
+                            })
                             .sum::<f64>()
                             + machine.intercept
                     })
@@ -596,7 +603,9 @@ fn tiny_problem_solved_by_hand() {
         let m = &model.machines[0];
         assert_eq!(m.dual_coef, vec![-coef, coef], "C={c}");
         assert_eq!(m.intercept, intercept, "C={c}");
-        let d = model.decision_function(array![[0.0], [1.0], [2.0]].view()).unwrap();
+        let d = model
+            .decision_function(array![[0.0], [1.0], [2.0]].view())
+            .unwrap();
         let slope = 2.0 * coef;
         assert_eq!(
             d.column(0).to_vec(),
@@ -626,8 +635,14 @@ fn solve_raw(
         shrinking,
         cache_bytes,
     };
-    let s = smo::solve_c_svc(&fitted.kernel, x.as_slice().unwrap(), x.ncols(), &positive, options)
-        .unwrap();
+    let s = smo::solve_c_svc(
+        &fitted.kernel,
+        x.as_slice().unwrap(),
+        x.ncols(),
+        &positive,
+        options,
+    )
+    .unwrap();
     (s, positive)
 }
 
@@ -643,7 +658,10 @@ fn solution_satisfies_the_dual_constraints_and_kkt_to_tolerance() {
                 .zip(&positive)
                 .map(|(a, &p)| if p { *a } else { -a })
                 .sum();
-            assert!(sum.abs() < 1e-12 * c.max(1.0), "{kernel} C={c}: Σyα = {sum:e}");
+            assert!(
+                sum.abs() < 1e-12 * c.max(1.0),
+                "{kernel} C={c}: Σyα = {sum:e}"
+            );
             assert!(s.alpha.iter().all(|&a| (0.0..=c).contains(&a)));
             assert!(s.rho.is_finite() && s.iterations > 0);
         }
@@ -652,10 +670,11 @@ fn solution_satisfies_the_dual_constraints_and_kkt_to_tolerance() {
 
 #[test]
 fn shrinking_on_and_off_agree_to_the_stopping_tolerance() {
-    // Both stop when the maximal KKT violation is below eps = 1e-3; with shrinking the path
-    // differs (variables leave the active set, gradients are rebuilt), so the solutions agree
-    // to O(eps): decision values within 5e-3 of max(1, max |f|) (observed values printed).
-    // 600 noisy trials so that shrinking really removes variables (checked).
+    // Shrinking only sets aside variables that cannot be picked, so mostly the path is the
+    // same (identical results, observed ≤ 1.2e-16); when a set-aside variable would have been
+    // picked later the paths part, and both stop when the maximal KKT violation is below
+    // eps = 1e-3, so the solutions agree to O(eps): decision values within 5e-3 of
+    // max(1, max |f|). 600 noisy trials, so that shrinking really removes variables (checked).
     use rand::{Rng, SeedableRng};
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
     let n = 600;
@@ -667,10 +686,8 @@ fn shrinking_on_and_off_agree_to_the_stopping_tolerance() {
     let rows = x.as_slice().unwrap();
     for (kernel, c) in [
         (FittedKernel::Linear, 1.0),
-        (FittedKernel::Rbf { gamma: 0.5 }, 1.0),
         (FittedKernel::Rbf { gamma: 0.5 }, 10.0),
         (FittedKernel::Rbf { gamma: 2.0 }, 100.0),
-        (FittedKernel::Rbf { gamma: 0.5 }, 100.0),
         (
             FittedKernel::Poly {
                 gamma: 0.25,
@@ -679,25 +696,12 @@ fn shrinking_on_and_off_agree_to_the_stopping_tolerance() {
             },
             1.0,
         ),
+        // The one where the paths part (observed 54446 vs 27748 iterations, err 3.1e-3).
         (
             FittedKernel::Poly {
                 gamma: 0.25,
                 coef0: 1.0,
                 degree: 3,
-            },
-            10.0,
-        ),
-        (
-            FittedKernel::Sigmoid {
-                gamma: 0.05,
-                coef0: 0.0,
-            },
-            1.0,
-        ),
-        (
-            FittedKernel::Sigmoid {
-                gamma: 0.2,
-                coef0: -1.0,
             },
             10.0,
         ),
@@ -733,7 +737,7 @@ fn shrinking_on_and_off_agree_to_the_stopping_tolerance() {
              smallest active set {} of {n}",
             on.iterations, off.iterations, on.min_active
         );
-        // assert!(on.min_active < n, "{kernel:?} C={c}: nothing was shrunk");
+        assert!(on.min_active < n, "{kernel:?} C={c}: nothing was shrunk");
         assert_eq!(off.min_active, n);
         assert!(err < 5e-3, "{kernel:?} C={c}: {err:e}");
     }
@@ -759,7 +763,13 @@ fn extreme_c_and_degenerate_rows_do_not_panic() {
     let y = labels(&f["y"]);
     for kernel in [Kernel::Linear, Kernel::Rbf, Kernel::Poly, Kernel::Sigmoid] {
         for c in [1e-8, 1e6] {
-            match SvmParams::new().kernel(kernel).c(c).check().unwrap().fit(x.view(), y.view()) {
+            match SvmParams::new()
+                .kernel(kernel)
+                .c(c)
+                .check()
+                .unwrap()
+                .fit(x.view(), y.view())
+            {
                 Ok(model) => model.validate().unwrap(),
                 // Only the iteration cap may stop a fit here, and it must say so.
                 Err(Error::Numerical(m)) => assert!(m.contains("did not converge"), "{m}"),
@@ -772,13 +782,19 @@ fn extreme_c_and_degenerate_rows_do_not_panic() {
     let one_each = array![[0.0, 1.0], [1.0, 0.0]];
     for kernel in [Kernel::Linear, Kernel::Rbf, Kernel::Poly, Kernel::Sigmoid] {
         let p = SvmParams::new().kernel(kernel).check().unwrap();
-        let m = p.fit(same.view(), array![0_i64, 1, 0, 1, 0, 1].view()).unwrap();
+        let m = p
+            .fit(same.view(), array![0_i64, 1, 0, 1, 0, 1].view())
+            .unwrap();
         m.validate().unwrap();
         let m = p.fit(one_each.view(), array![3_i64, 8].view()).unwrap();
         m.validate().unwrap();
         if kernel != Kernel::Sigmoid {
             // Each trial is on its own side of the boundary.
-            assert_eq!(m.predict(one_each.view()).unwrap().to_vec(), vec![3, 8], "{kernel}");
+            assert_eq!(
+                m.predict(one_each.view()).unwrap().to_vec(),
+                vec![3, 8],
+                "{kernel}"
+            );
         }
     }
 }
@@ -856,6 +872,7 @@ fn bench_fit_times() {
                 "poly",
                 SvmParams::new().kernel(Kernel::Poly).degree(3).coef0(1.0),
             ),
+            ("sigmoid", SvmParams::new().kernel(Kernel::Sigmoid)),
             ("rbf prob", SvmParams::new().probability(true)),
             ("rbf ovr", SvmParams::new().multiclass(Multiclass::Ovr)),
         ] {
@@ -885,8 +902,9 @@ fn bench_fit_times() {
                 .count() as f64
                 / y.len() as f64;
             eprintln!(
-                "230x{n_features} {name:9} median fit {:7.2} ms  predict_one {:6.1} µs  \
+                "{}x{n_features} {name:9} median fit {:7.2} ms  predict_one {:6.1} µs  \
                  n_support {:3}  train acc {acc:.2}",
+                x.nrows(),
                 1e3 * times[times.len() / 2],
                 1e6 * one,
                 model.support_vectors.nrows()

@@ -136,7 +136,11 @@ impl CheckedSvmParams {
                 // side's, each in training order. A binary problem is solved as libsvm solves
                 // it, classes[0] as +1, and flipped to our orientation (positive = classes[1]).
                 let flip = k == 2;
-                let (first, second) = if flip { (0, Some(1)) } else { (positive, negative) };
+                let (first, second) = if flip {
+                    (0, Some(1))
+                } else {
+                    (positive, negative)
+                };
                 let rows: Vec<usize> = (0..n)
                     .filter(|&r| class_of[r] == first)
                     .chain((0..n).filter(|&r| {
