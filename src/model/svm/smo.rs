@@ -6,8 +6,7 @@
 //! Kept deliberately identical to libsvm where it changes numbers: the kernel matrix is stored
 //! in `f32` (libsvm's `Qfloat`), the RBF kernel is computed as `exp(-γ(|x|²+|y|²-2x·y))`, loops
 //! run in libsvm's order and shrinking swaps variables exactly as libsvm's `swap_index`, so that
-//! ties in the working-set selection break the same way. The cache is indexed by original row
-//! (rows are not physically swapped), which changes no value.
+//! ties in the working-set selection break the same way.
 
 use super::FittedKernel;
 use crate::{Error, Result};
@@ -90,22 +89,28 @@ pub(super) fn powi(base: f64, times: u32) -> f64 {
     ret
 }
 
-/// Vectors at least this long are summed in four plain lanes (fast) instead of fused steps.
-const FUSED_DOT_MAX_LEN: usize = 16;
+/// Vectors at least this long are summed in four lanes, fused or not.
+const SEQUENTIAL_DOT_MAX_LEN: usize = 16;
 
-/// `x·y` as scikit-learn's libsvm computes it: through BLAS `ddot`, whose OpenBLAS kernels
-/// (Haswell and later: x86-64 CPUs with FMA) run short vectors as a sequential loop of fused
-/// multiply-adds. Fusing here too makes the solver take sklearn's exact path on CSP-sized
-/// features (same iteration counts, intercepts equal to the last bit on the fixtures); plain
-/// `sum += x * y` differs in the last bits and, rarely, stops one SMO step earlier or later.
-/// `mul_add` is a libm call in a baseline x86-64 build, so long vectors, which OpenBLAS sums
-/// in SIMD blocks we do not copy anyway, take the fast unfused path.
+/// `x·y` for the kernel. scikit-learn's libsvm computes it through BLAS `ddot`, whose OpenBLAS
+/// kernels for CPUs with FMA run short vectors as a sequential loop of fused multiply-adds.
+/// In a build with FMA enabled (`-C target-cpu=native`, `x86-64-v3`) we do the same, and the
+/// solver then takes sklearn's exact path (same SMO iteration counts, intercepts equal to the
+/// last bit on the fixtures). In a baseline x86-64 build `mul_add` is a libm call that makes
+/// kernel rows 2.5× slower, so we sum unfused as upstream libsvm does: the results differ
+/// from sklearn's in the last bits, and now and then a fit stops one SMO step apart.
+/// Long vectors, which OpenBLAS sums in SIMD blocks whose order we do not copy, take four
+/// lanes.
 #[inline]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    if a.len() < FUSED_DOT_MAX_LEN {
+    if a.len() < SEQUENTIAL_DOT_MAX_LEN {
         let mut sum = 0.0;
         for (x, y) in a.iter().zip(b) {
-            sum = x.mul_add(*y, sum);
+            sum = if cfg!(target_feature = "fma") {
+                x.mul_add(*y, sum)
+            } else {
+                sum + x * y
+            };
         }
         return sum;
     }
@@ -125,15 +130,19 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Rows of `Q` computed on demand and kept up to a byte budget, the least recently used row
-/// evicted first (libsvm's `Cache`). Rows are indexed and laid out by original row number.
+/// evicted first (libsvm's `Cache`). As in libsvm, rows and their entries are in the solver's
+/// current position order, and [`KernelRows::swap`] permutes every cached row when shrinking
+/// swaps two variables, so that the solver's loops read rows contiguously.
 struct KernelRows<'a> {
     kernel: FittedKernel,
     x: &'a [f64],
     d: usize,
-    /// ±1 in original order.
+    /// ±1 by original row.
     y: Vec<i8>,
-    /// `|x_i|²`, for the RBF kernel as libsvm computes it.
+    /// `|x_i|²` by original row, for the RBF kernel as libsvm computes it.
     x_square: Vec<f64>,
+    /// Original row at each position.
+    order: Vec<usize>,
     rows: Vec<Option<Box<[f32]>>>,
     last_used: Vec<u64>,
     clock: u64,
@@ -157,6 +166,7 @@ impl<'a> KernelRows<'a> {
             d,
             y: y.to_vec(),
             x_square,
+            order: (0..l).collect(),
             rows: vec![None; l],
             last_used: vec![0; l],
             clock: 0,
@@ -170,7 +180,8 @@ impl<'a> KernelRows<'a> {
         &self.x[i * self.d..(i + 1) * self.d]
     }
 
-    /// `K(x_i, x_j)` as libsvm's training-side `Kernel::kernel_*` computes it.
+    /// `K(x_i, x_j)` of original rows i and j, as libsvm's training-side `Kernel::kernel_*`
+    /// computes it.
     #[inline]
     fn kernel_value(&self, i: usize, j: usize) -> f64 {
         let (a, b) = (self.row_of(i), self.row_of(j));
@@ -188,7 +199,7 @@ impl<'a> KernelRows<'a> {
         }
     }
 
-    /// Make row `i` resident, never evicting row `keep`.
+    /// Make the row at position `i` resident, never evicting the one at position `keep`.
     fn ensure(&mut self, i: usize, keep: Option<usize>) {
         self.clock += 1;
         self.last_used[i] = self.clock;
@@ -203,14 +214,17 @@ impl<'a> KernelRows<'a> {
             self.rows[victim] = None;
             self.cached -= 1;
         }
-        let l = self.y.len();
-        let yi = f64::from(self.y[i]);
-        let row: Box<[f32]> = (0..l)
+        let oi = self.order[i];
+        let yi = f64::from(self.y[oi]);
+        let row: Box<[f32]> = (0..self.rows.len())
             .map(|j| {
                 // Symmetric and computed identically either way round: reuse a cached row.
                 match &self.rows[j] {
                     Some(other) => other[i],
-                    None => (yi * f64::from(self.y[j]) * self.kernel_value(i, j)) as f32,
+                    None => {
+                        let oj = self.order[j];
+                        (yi * f64::from(self.y[oj]) * self.kernel_value(oi, oj)) as f32
+                    }
                 }
             })
             .collect();
@@ -222,6 +236,16 @@ impl<'a> KernelRows<'a> {
         self.rows[i]
             .as_deref()
             .expect("row made resident by ensure")
+    }
+
+    /// libsvm's `Cache::swap_index`: positions i and j trade places in every cached row.
+    fn swap(&mut self, i: usize, j: usize) {
+        self.order.swap(i, j);
+        self.rows.swap(i, j);
+        self.last_used.swap(i, j);
+        for row in self.rows.iter_mut().flatten() {
+            row.swap(i, j);
+        }
     }
 }
 
@@ -284,6 +308,7 @@ impl Solver<'_> {
         self.active_set.swap(i, j);
         self.g_bar.swap(i, j);
         self.qd.swap(i, j);
+        self.q.swap(i, j);
     }
 
     fn solve(&mut self, shrinking: bool) -> Result<SmoSolution> {
@@ -345,12 +370,11 @@ impl Solver<'_> {
 
     /// Optimise the pair (i, j) analytically, clip to the box, update G and G_bar.
     fn take_step(&mut self, i: usize, j: usize) {
-        let (oi, oj) = (self.active_set[i], self.active_set[j]);
-        self.q.ensure(oi, None);
-        self.q.ensure(oj, Some(oi));
+        self.q.ensure(i, None);
+        self.q.ensure(j, Some(i));
         let (c_i, c_j) = (self.c, self.c);
         let (old_ai, old_aj) = (self.alpha[i], self.alpha[j]);
-        let q_ij = f64::from(self.q.get(oi)[oj]);
+        let q_ij = f64::from(self.q.get(i)[j]);
         let alpha = &mut self.alpha;
         if self.y[i] != self.y[j] {
             let mut quad_coef = self.qd[i] + self.qd[j] + 2.0 * q_ij;
@@ -410,23 +434,22 @@ impl Solver<'_> {
 
         let delta_ai = self.alpha[i] - old_ai;
         let delta_aj = self.alpha[j] - old_aj;
-        let (q_i, q_j) = (self.q.get(oi), self.q.get(oj));
-        for k in 0..self.active_size {
-            let o = self.active_set[k];
-            self.g[k] += f64::from(q_i[o]) * delta_ai + f64::from(q_j[o]) * delta_aj;
+        let active = self.active_size;
+        let (q_i, q_j) = (&self.q.get(i)[..active], &self.q.get(j)[..active]);
+        for ((g, &qi), &qj) in self.g[..active].iter_mut().zip(q_i).zip(q_j) {
+            *g += f64::from(qi) * delta_ai + f64::from(qj) * delta_aj;
         }
 
         let (ui, uj) = (self.is_upper(i), self.is_upper(j));
         self.update_alpha_status(i);
         self.update_alpha_status(j);
-        for (t, was_upper, c_t, o_t) in [(i, ui, c_i, oi), (j, uj, c_j, oj)] {
+        for (t, was_upper, c_t) in [(i, ui, c_i), (j, uj, c_j)] {
             if was_upper != self.is_upper(t) {
-                let q_t = self.q.get(o_t);
+                let q_t = self.q.get(t);
+                // libsvm writes `G_bar[k] -= …` and `+= …`; negating the term is exact.
                 let sign = if was_upper { -1.0 } else { 1.0 };
-                for k in 0..self.l {
-                    let v = c_t * f64::from(q_t[self.active_set[k]]);
-                    // libsvm writes `G_bar[k] -= …` and `+= …`; negating v is exact.
-                    self.g_bar[k] += sign * v;
+                for (gb, &q) in self.g_bar.iter_mut().zip(q_t) {
+                    *gb += sign * (c_t * f64::from(q));
                 }
             }
         }
@@ -453,9 +476,8 @@ impl Solver<'_> {
         }
 
         let i = gmax_idx?;
-        let oi = self.active_set[i];
-        self.q.ensure(oi, None);
-        let q_i = self.q.get(oi);
+        self.q.ensure(i, None);
+        let q_i = self.q.get(i);
         let yi = f64::from(self.y[i]);
         for j in 0..self.active_size {
             let (grad_diff, quad_coef) = if self.y[j] == 1 {
@@ -467,7 +489,7 @@ impl Solver<'_> {
                 }
                 (
                     gmax + self.g[j],
-                    self.qd[i] + self.qd[j] - 2.0 * yi * f64::from(q_i[self.active_set[j]]),
+                    self.qd[i] + self.qd[j] - 2.0 * yi * f64::from(q_i[j]),
                 )
             } else {
                 if self.is_upper(j) {
@@ -478,7 +500,7 @@ impl Solver<'_> {
                 }
                 (
                     gmax - self.g[j],
-                    self.qd[i] + self.qd[j] + 2.0 * yi * f64::from(q_i[self.active_set[j]]),
+                    self.qd[i] + self.qd[j] + 2.0 * yi * f64::from(q_i[j]),
                 )
             };
             if grad_diff > 0.0 {
@@ -576,24 +598,22 @@ impl Solver<'_> {
         // libsvm's choice of loop order (by the cost of the rows each needs).
         if nr_free * l > 2 * active * (l - active) {
             for i in active..l {
-                let oi = self.active_set[i];
-                self.q.ensure(oi, None);
-                let q_i = self.q.get(oi);
+                self.q.ensure(i, None);
+                let q_i = self.q.get(i);
                 for j in 0..active {
                     if self.status[j] == Status::Free {
-                        self.g[i] += self.alpha[j] * f64::from(q_i[self.active_set[j]]);
+                        self.g[i] += self.alpha[j] * f64::from(q_i[j]);
                     }
                 }
             }
         } else {
             for i in 0..active {
                 if self.is_free(i) {
-                    let oi = self.active_set[i];
-                    self.q.ensure(oi, None);
-                    let q_i = self.q.get(oi);
+                    self.q.ensure(i, None);
+                    let q_i = self.q.get(i);
                     let alpha_i = self.alpha[i];
                     for j in active..l {
-                        self.g[j] += alpha_i * f64::from(q_i[self.active_set[j]]);
+                        self.g[j] += alpha_i * f64::from(q_i[j]);
                     }
                 }
             }

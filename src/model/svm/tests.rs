@@ -179,7 +179,22 @@ fn check_iterations(
             &case["no_shrinking"]["n_iter"]
         };
         let sk: Vec<usize> = serde_json::from_value(key.clone()).unwrap();
-        assert_eq!(n_iter, sk, "{what}: SMO iterations, shrinking {shrinking}");
+        if cfg!(target_feature = "fma") {
+            // Fused dot products as OpenBLAS's ddot: sklearn's exact path.
+            assert_eq!(n_iter, sk, "{what}: SMO iterations, shrinking {shrinking}");
+        } else {
+            // Unfused sums differ from sklearn's in the last bits; a fit may stop a few SMO
+            // steps apart (observed: at most 1 %, printed), never on another solution.
+            for (a, b) in n_iter.iter().zip(&sk) {
+                if a != b {
+                    eprintln!("{what}: SMO iterations {a} vs sklearn {b} (shrinking {shrinking})");
+                }
+                assert!(
+                    a.abs_diff(*b) * 100 <= (*b).max(100),
+                    "{what}: SMO iterations {n_iter:?} vs {sk:?}, shrinking {shrinking}"
+                );
+            }
+        }
     }
 }
 
@@ -213,12 +228,12 @@ fn check_against_sklearn(file: &str) -> (usize, usize) {
         assert_eq!(model.classes, labels(&case["classes"]).to_vec(), "{what}");
 
         // Decision values, intercepts, dual coefficients: the same solver (libsvm's WSS3 +
-        // shrinking, f32 kernel cache, rows in libsvm's order, fused dot products) takes the
-        // same steps (iteration counts equal, see check_iterations), so only rounding differs:
-        // our prediction sums are not fused as BLAS ddot is. Allowed 1e-9 relative to
-        // max(1, max |f|) (max(1, C) for coefficients); observed maxima, printed per file:
-        // decision 7.7e-14, intercept 3.7e-15, dual_coef 5.6e-15 (scikit-learn 1.9.1 with
-        // OpenBLAS 0.3.30 SkylakeX kernels).
+        // shrinking, f32 kernel cache, rows in libsvm's order) takes the same steps (iteration
+        // counts, see check_iterations), so only rounding differs. Allowed 1e-9 relative to
+        // max(1, max |f|) (max(1, C) for coefficients). Observed maxima, printed per file
+        // (scikit-learn 1.9.1 on OpenBLAS 0.3.30 SkylakeX): baseline build decision 1.0e-11,
+        // intercept 1.5e-11, dual_coef 2.4e-13 (svc_four linear C=10); with FMA enabled
+        // (fused dot as OpenBLAS) 7.7e-14, 3.7e-15, 5.6e-15.
         let ours = model.machine_decisions(x_test.view()).unwrap();
         let theirs = floats(&case["decision_ovo"]);
         let err = scaled_error(ours.as_slice().unwrap(), &theirs);
