@@ -386,3 +386,46 @@ fn session_protocol_and_probabilities() {
         assert!(row.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
+
+#[test]
+fn sigmoid_kernel_trains_and_predicts() {
+    // libsvm's sigmoid kernel tanh(gamma x·y + coef0), as scikit-learn's SVC(kernel="sigmoid").
+    let tmp = tempfile::tempdir().unwrap();
+    let epochs = dataset(tmp.path(), &["--sessions", "T"]);
+    let model = tmp.path().join("model");
+    bciops([
+        "train",
+        "--data",
+        epochs.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--eval",
+        "cv:3",
+        "--kernel",
+        "sigmoid",
+        "--gamma",
+        "0.05",
+        "--coef0",
+        "-0.5",
+    ])
+    .success();
+    let m = json(&model.join("model.json"));
+    assert_eq!(m["params"]["kernel"], "sigmoid");
+    assert_eq!(m["params"]["coef0"], -0.5);
+    let out = tmp.path().join("pred.json");
+    bciops([
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        epochs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .success();
+    let p = json(&out);
+    assert_eq!(
+        p["labels"].as_array().unwrap().len() as u64,
+        p["n"].as_u64().unwrap()
+    );
+}

@@ -53,7 +53,7 @@ pub struct TrainArgs {
     /// Standardise CSP features before the SVM.
     #[arg(long)]
     pub standardize: bool,
-    /// SVM kernel: linear, rbf, poly (sigmoid is refused: linfa-svm cannot train it).
+    /// SVM kernel: linear, rbf, poly or sigmoid (as scikit-learn).
     #[arg(long, value_parser = |s: &str| s.parse::<Kernel>().map_err(|e| e.to_string()))]
     pub kernel: Option<Kernel>,
     /// SVM regularisation C (> 0).

@@ -185,7 +185,7 @@ impl Head {
     /// Fits the head on CSP features (trials × features) with classes `y`.
     pub fn fit(mut features: Array2<f64>, y: &[usize], params: &CheckedParams) -> Result<Head> {
         // Plain-power features (no log) span orders of magnitude; MNE z-scores them in that
-        // case, and without it linfa's solver can run into its iteration cap for minutes.
+        // case, and without it the SMO solver needs far more iterations on such badly scaled data.
         let scaler = if params.params.standardize || !params.params.log {
             let scaler = StandardScaler::fit(features.view())?;
             features = scaler.transform(features.view())?;

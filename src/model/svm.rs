@@ -1,8 +1,10 @@
 //! Support vector classification with scikit-learn `SVC` semantics.
 //!
-//! Training goes through `linfa-svm` 0.8 (its SMO solver, one binary problem at a time); the
-//! fitted [`SvmModel`] is a plain serde struct with its own prediction code, so a saved model
-//! needs nothing from linfa to serve and one trial costs one pass over the support vectors.
+//! Training runs our port of libsvm's SMO solver (`svm/smo.rs`, the solver scikit-learn's `SVC`
+//! uses: WSS3 working sets, shrinking, `f32` kernel cache) on one binary problem at a time,
+//! with the rows ordered as libsvm orders them, so decision values equal scikit-learn's to
+//! rounding. The fitted [`SvmModel`] is a plain serde struct with its own prediction code; one
+//! trial costs one pass over the support vectors.
 //!
 //! ```
 //! use bciops::model::svm::{Gamma, Kernel, SvmParams};
@@ -27,6 +29,7 @@
 
 mod params;
 mod probability;
+mod smo;
 #[cfg(test)]
 mod tests;
 mod train;
@@ -55,6 +58,11 @@ pub enum FittedKernel {
         coef0: f64,
         degree: u32,
     },
+    /// `tanh(gamma x·y + coef0)`
+    Sigmoid {
+        gamma: f64,
+        coef0: f64,
+    },
 }
 
 impl FittedKernel {
@@ -71,7 +79,8 @@ impl FittedKernel {
                 gamma,
                 coef0,
                 degree,
-            } => (gamma * dot(a, b) + coef0).powi(degree as i32),
+            } => smo::powi(gamma * dot(a, b) + coef0, degree),
+            FittedKernel::Sigmoid { gamma, coef0 } => (gamma * dot(a, b) + coef0).tanh(),
         }
     }
 
@@ -79,7 +88,9 @@ impl FittedKernel {
     pub fn gamma(&self) -> Option<f64> {
         match *self {
             FittedKernel::Linear => None,
-            FittedKernel::Rbf { gamma } | FittedKernel::Poly { gamma, .. } => Some(gamma),
+            FittedKernel::Rbf { gamma }
+            | FittedKernel::Poly { gamma, .. }
+            | FittedKernel::Sigmoid { gamma, .. } => Some(gamma),
         }
     }
 }
@@ -107,7 +118,7 @@ pub struct BinaryMachine {
     pub platt: Option<Platt>,
 }
 
-/// A fitted SVM classifier: self-contained, serializable, independent of linfa.
+/// A fitted SVM classifier: self-contained and serializable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SvmModel {
     /// The parameters it was fitted with (gamma as given; the resolved value is in `kernel`).
@@ -189,6 +200,9 @@ impl SvmModel {
                 coef0,
                 degree,
             } => gamma.is_finite() && gamma > 0.0 && coef0.is_finite() && degree >= 1,
+            FittedKernel::Sigmoid { gamma, coef0 } => {
+                gamma.is_finite() && gamma > 0.0 && coef0.is_finite()
+            }
         };
         if !kernel_ok {
             return bad("invalid kernel coefficients");

@@ -17,7 +17,7 @@ pub enum Kernel {
     Rbf,
     /// `(gamma x·y + coef0)^degree`
     Poly,
-    /// `tanh(gamma x·y + coef0)`: parsed so that sklearn configs read, refused by `check`.
+    /// `tanh(gamma x·y + coef0)`
     Sigmoid,
 }
 
@@ -198,7 +198,7 @@ pub struct SvmParams {
     pub gamma: Gamma,
     /// Polynomial degree; only `poly` uses it.
     pub degree: u32,
-    /// Constant term; only `poly` uses it.
+    /// Constant term of the `poly` and `sigmoid` kernels.
     pub coef0: f64,
     /// Stopping tolerance of the SMO solver: the maximal KKT violation, as libsvm's `eps`.
     pub tol: f64,
@@ -272,17 +272,6 @@ impl SvmParams {
     /// Validate every parameter once; the result is what fits.
     pub fn check(&self) -> Result<CheckedSvmParams> {
         let p = self;
-        if p.kernel == Kernel::Sigmoid {
-            // linfa-svm 0.8 computes the kernel matrix itself from a closed enum (linear,
-            // gaussian, polynomial) and its solver cannot be given a precomputed matrix; tanh
-            // is not positive semi-definite, so no feature map makes one of those kernels
-            // reproduce it either.
-            return Err(Error::Invalid(
-                "kernel `sigmoid` is not supported: linfa-svm 0.8 trains only linear, rbf and \
-                 poly kernels and accepts no precomputed kernel matrix"
-                    .into(),
-            ));
-        }
         if !(p.c.is_finite() && p.c > 0.0) {
             return Err(Error::Invalid(format!(
                 "svm `c` must be positive and finite, got `{}`",

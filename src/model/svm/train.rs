@@ -1,10 +1,9 @@
-//! Fitting: split the classes into binary problems, solve each with linfa-svm's SMO, and copy
-//! the solution into the model's own types.
+//! Fitting: split the classes into binary problems as libsvm does, solve each with our port of
+//! libsvm's SMO solver (`smo.rs`), and copy the solution into the model's own types.
 
-use linfa::traits::Fit;
-use linfa::DatasetBase;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 
+use super::smo::{self, SmoOptions};
 use super::{BinaryMachine, CheckedSvmParams, FittedKernel, Kernel, Multiclass, Platt, SvmModel};
 use crate::{Error, Result};
 
@@ -12,14 +11,34 @@ use crate::{Error, Result};
 /// on (libsvm's choice).
 const PLATT_FOLDS: usize = 5;
 
-/// linfa-svm counts a dual coefficient as a support vector above this (its own threshold).
-const SUPPORT_THRESHOLD: f64 = 100.0 * f64::EPSILON;
-
 /// A solved binary problem in the model's terms, support vectors as rows of the problem.
+#[derive(Debug, Clone)]
 pub(super) struct Solution {
     pub support: Vec<usize>,
     pub dual_coef: Vec<f64>,
     pub intercept: f64,
+}
+
+/// One binary problem as libsvm poses it.
+pub(super) struct BinaryProblem {
+    /// The machine's sides, as [`BinaryMachine`] names them.
+    pub positive: usize,
+    pub negative: Option<usize>,
+    /// Training rows, in libsvm's order.
+    pub rows: Vec<usize>,
+    /// Per row of `rows`: on libsvm's +1 side.
+    pub libsvm_positive: Vec<bool>,
+    /// The solution must be negated to be oriented towards `positive`.
+    pub flip: bool,
+}
+
+impl Solution {
+    /// The same machine seen from the other side: every sign flips (exactly).
+    fn flipped(mut self) -> Solution {
+        self.dual_coef.iter_mut().for_each(|a| *a = -*a);
+        self.intercept = -self.intercept;
+        self
+    }
 }
 
 impl CheckedSvmParams {
@@ -41,42 +60,34 @@ impl CheckedSvmParams {
             .collect();
         let kernel = self.fitted_kernel(x)?;
 
-        let k = classes.len();
-        let problems: Vec<(usize, Option<usize>)> = if k == 2 {
-            // sklearn's binary orientation: positive decision values mean classes[1].
-            vec![(1, Some(0))]
-        } else {
-            match self.0.multiclass {
-                Multiclass::Ovo => (0..k)
-                    .flat_map(|i| (i + 1..k).map(move |j| (i, Some(j))))
-                    .collect(),
-                Multiclass::Ovr => (0..k).map(|c| (c, None)).collect(),
-            }
-        };
-
         let n = x.nrows();
         let mut is_support = vec![false; n];
+        let problems = self.binary_problems(&class_of, classes.len());
         let mut machines = Vec::with_capacity(problems.len());
-        for (positive, negative) in problems {
-            let rows: Vec<usize> = (0..n)
-                .filter(|&r| class_of[r] == positive || negative.is_none_or(|j| class_of[r] == j))
-                .collect();
-            let labels: Vec<bool> = rows.iter().map(|&r| class_of[r] == positive).collect();
-            let sub = select_rows(x, &rows);
-            let solution = self.solve(&kernel, sub.view(), &labels)?;
+        for problem in problems {
+            let sub = select_rows(x, &problem.rows);
+            let mut solution = self.solve(&kernel, sub.view(), &problem.libsvm_positive)?;
+            if problem.flip {
+                solution = solution.flipped();
+            }
             let platt = if self.0.probability {
-                Some(self.cross_validated_platt(&kernel, sub.view(), &labels)?)
+                let sides: Vec<bool> = problem
+                    .rows
+                    .iter()
+                    .map(|&r| class_of[r] == problem.positive)
+                    .collect();
+                Some(self.cross_validated_platt(&kernel, sub.view(), &sides)?)
             } else {
                 None
             };
             // Training-row indices for now; remapped to support-vector rows below.
-            let support: Vec<usize> = solution.support.iter().map(|&s| rows[s]).collect();
+            let support: Vec<usize> = solution.support.iter().map(|&s| problem.rows[s]).collect();
             for &r in &support {
                 is_support[r] = true;
             }
             machines.push(BinaryMachine {
-                positive,
-                negative,
+                positive: problem.positive,
+                negative: problem.negative,
                 support,
                 dual_coef: solution.dual_coef,
                 intercept: solution.intercept,
@@ -103,6 +114,51 @@ impl CheckedSvmParams {
         })
     }
 
+    /// The binary problems of `k` classes (`class_of[r]` = class index of training row r), in
+    /// the order of [`SvmModel::machines`].
+    pub(super) fn binary_problems(&self, class_of: &[usize], k: usize) -> Vec<BinaryProblem> {
+        let sides: Vec<(usize, Option<usize>)> = if k == 2 {
+            // sklearn's binary orientation: positive decision values mean classes[1].
+            vec![(1, Some(0))]
+        } else {
+            match self.0.multiclass {
+                Multiclass::Ovo => (0..k)
+                    .flat_map(|i| (i + 1..k).map(move |j| (i, Some(j))))
+                    .collect(),
+                Multiclass::Ovr => (0..k).map(|c| (c, None)).collect(),
+            }
+        };
+        let n = class_of.len();
+        sides
+            .into_iter()
+            .map(|(positive, negative)| {
+                // libsvm's row order (svm_group_classes): the +1 class's rows, then the other
+                // side's, each in training order. A binary problem is solved as libsvm solves
+                // it, classes[0] as +1, and flipped to our orientation (positive = classes[1]).
+                let flip = k == 2;
+                let (first, second) = if flip {
+                    (0, Some(1))
+                } else {
+                    (positive, negative)
+                };
+                let rows: Vec<usize> = (0..n)
+                    .filter(|&r| class_of[r] == first)
+                    .chain((0..n).filter(|&r| {
+                        class_of[r] != first && second.is_none_or(|j| class_of[r] == j)
+                    }))
+                    .collect();
+                let libsvm_positive = rows.iter().map(|&r| class_of[r] == first).collect();
+                BinaryProblem {
+                    positive,
+                    negative,
+                    rows,
+                    libsvm_positive,
+                    flip,
+                }
+            })
+            .collect()
+    }
+
     /// The kernel with `gamma` resolved on the training matrix.
     fn fitted_kernel(&self, x: ArrayView2<f64>) -> Result<FittedKernel> {
         let p = &self.0;
@@ -121,64 +177,56 @@ impl CheckedSvmParams {
                 coef0: p.coef0,
                 degree: p.degree,
             },
-            Kernel::Sigmoid => unreachable!("rejected by SvmParams::check"),
+            Kernel::Sigmoid => FittedKernel::Sigmoid {
+                gamma,
+                coef0: p.coef0,
+            },
         })
     }
 
-    /// Solve one binary problem with linfa-svm and return linfa's own model (tests compare
-    /// its predictions with ours).
-    pub(super) fn solve_linfa(
-        &self,
-        kernel: &FittedKernel,
-        x: ArrayView2<f64>,
-        positive: &[bool],
-    ) -> Result<linfa_svm::Svm<f64, bool>> {
-        let p = &self.0;
-        // Shrinking stays off (linfa's default): with it, linfa-svm 0.8 maps the solution back
-        // through the wrong permutation (`alpha[i] = alpha[active_set[i]]`).
-        let base = linfa_svm::Svm::<f64, bool>::params()
-            .pos_neg_weights(p.c, p.c)
-            .eps(p.tol)
-            .shrinking(false);
-        let (params, records) = match *kernel {
-            FittedKernel::Linear => (base.linear_kernel(), x.to_owned()),
-            // linfa's Gaussian is exp(-|x-y|² / eps).
-            FittedKernel::Rbf { gamma } => (base.gaussian_kernel(1.0 / gamma), x.to_owned()),
-            // linfa's polynomial (x·y + c)^d has no gamma: (√γx·√γy + c)^d = (γ x·y + c)^d.
-            FittedKernel::Poly {
-                gamma,
-                coef0,
-                degree,
-            } => {
-                let s = gamma.sqrt();
-                (
-                    base.polynomial_kernel(coef0, f64::from(degree)),
-                    x.mapv(|v| v * s),
-                )
-            }
-        };
-        let dataset = DatasetBase::new(records, Array1::from(positive.to_vec()));
-        params
-            .fit(&dataset)
-            .map_err(|e| Error::Invalid(format!("linfa-svm refused the parameters: {e}")))
-    }
-
+    /// Solve one binary problem (`positive[i]` = row i is on the +1 side) with libsvm's
+    /// solver, shrinking on, as scikit-learn's `SVC` defaults.
     pub(super) fn solve(
         &self,
         kernel: &FittedKernel,
         x: ArrayView2<f64>,
         positive: &[bool],
     ) -> Result<Solution> {
-        let svm = self.solve_linfa(kernel, x, positive)?;
-        // linfa's `alpha` is already signed (alpha_i · y_i) and in the order of the rows.
-        let (support, dual_coef): (Vec<usize>, Vec<f64>) = svm
+        self.solve_with(kernel, x, positive, true)
+    }
+
+    pub(super) fn solve_with(
+        &self,
+        kernel: &FittedKernel,
+        x: ArrayView2<f64>,
+        positive: &[bool],
+        shrinking: bool,
+    ) -> Result<Solution> {
+        let owned;
+        let rows = match x.as_slice() {
+            Some(s) => s,
+            None => {
+                owned = x.as_standard_layout().into_owned();
+                owned.as_slice().expect("standard layout")
+            }
+        };
+        let options = SmoOptions {
+            c: self.0.c,
+            eps: self.0.tol,
+            shrinking,
+            cache_bytes: smo::DEFAULT_CACHE_BYTES,
+        };
+        let s = smo::solve_c_svc(kernel, rows, x.ncols(), positive, options)?;
+        // libsvm keeps every α that is not exactly zero, with coefficient y_i α_i.
+        let (support, dual_coef): (Vec<usize>, Vec<f64>) = s
             .alpha
             .iter()
+            .zip(positive)
             .enumerate()
-            .filter(|(_, a)| a.abs() > SUPPORT_THRESHOLD)
-            .map(|(i, &a)| (i, a))
+            .filter(|(_, (a, _))| **a != 0.0)
+            .map(|(i, (&a, &p))| (i, if p { a } else { -a }))
             .unzip();
-        if !svm.rho.is_finite() || dual_coef.iter().any(|a| !a.is_finite()) {
+        if !s.rho.is_finite() || dual_coef.iter().any(|a| !a.is_finite()) {
             return Err(Error::Numerical(format!(
                 "svm training diverged (`{}` kernel gave non-finite coefficients): \
                  scale the features or lower `degree`",
@@ -188,7 +236,7 @@ impl CheckedSvmParams {
         Ok(Solution {
             support,
             dual_coef,
-            intercept: -svm.rho,
+            intercept: -s.rho,
         })
     }
 
