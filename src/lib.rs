@@ -13,6 +13,7 @@ pub mod model;
 pub mod predict;
 pub mod preprocess;
 pub mod signal;
+pub mod storage;
 pub mod train;
 pub mod tune;
 

@@ -43,11 +43,16 @@ pub struct PreprocessConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
     pub path: PathBuf,
+    /// What `meta.json` and messages call the recording: its path, or the URI it was
+    /// downloaded from (see `storage::Fetched::origin_of`).
+    pub name: String,
     pub subject: u32,
     /// `T`, `E`, or empty when the name does not say.
     pub session: String,
     /// The true-label file for an evaluation session, when one was found.
     pub labels: Option<PathBuf>,
+    /// What `meta.json` calls the label file (as `name`).
+    pub labels_name: Option<String>,
 }
 
 /// Reads `A01T` → (1, "T"); other names give subject 0 and no session unless they end in
@@ -127,6 +132,8 @@ pub fn discover(inputs: &[PathBuf], config: &PreprocessConfig) -> Result<Vec<Sou
                 .find(|p| p.is_file())
         });
         sources.push(SourceFile {
+            name: path.display().to_string(),
+            labels_name: labels.as_ref().map(|p| p.display().to_string()),
             path,
             subject,
             session,
@@ -193,7 +200,7 @@ fn read_one(
 ) -> Result<FileOut> {
     let bytes = std::fs::read(&source.path).map_err(|e| Error::io("read", &source.path, e))?;
     let sha256 = sha256_hex(&bytes);
-    let name = source.path.display().to_string();
+    let name = source.name.clone();
     // Decode only the channels kept, so memory holds one copy of what is used.
     let wanted: Option<&Vec<String>> = layout.map(|l| &l.channels).or(config.channels.as_ref());
     let keep = |label: &str| match wanted {
@@ -267,7 +274,10 @@ fn read_one(
             let values = labels::read_labels(path)?;
             (
                 Some(LabelsMeta {
-                    path: path.display().to_string(),
+                    path: source
+                        .labels_name
+                        .clone()
+                        .unwrap_or_else(|| path.display().to_string()),
                     sha256: sha256_hex(&raw),
                 }),
                 Some(values),
