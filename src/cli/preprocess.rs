@@ -11,14 +11,17 @@ use crate::signal::epochs::{default_event_map, EpochSpec};
 use crate::signal::filter::FilterMode;
 use crate::storage::{self, Location, OutputDir};
 
-/// Read GDF recordings, band-pass the continuous signal, cut a window around every cue and
-/// write an epochs dataset (X.npy, y.npy, trials.csv, meta.json).
+/// Read recordings (GDF, or the BNCI Horizon `.mat` files of BCI IV 2a), band-pass the
+/// continuous signal, cut a window around every cue and write an epochs dataset (X.npy, y.npy,
+/// trials.csv, meta.json).
 ///
 /// Evaluation sessions (cue 783) take their true labels from `<stem>.mat` (variable
-/// `classlabel`) or `<stem>.txt` beside the recording, or from `--labels DIR`.
+/// `classlabel`) or `<stem>.txt` beside the recording, or from `--labels DIR`; BNCI `.mat`
+/// files carry their own. In a directory, a `.mat` beside a `.gdf` of the same name is that
+/// recording's label file, any other `.mat` a BNCI recording.
 #[derive(Debug, Args)]
 pub struct PreprocessArgs {
-    /// Recordings (`.gdf`) or directories holding them: paths, `file://`, `s3://BUCKET/KEY`
+    /// Recordings (`.gdf`, BNCI `.mat`) or directories holding them: paths, `file://`, `s3://BUCKET/KEY`
     /// or `gs://BUCKET/KEY` (a prefix is read like a directory).
     #[arg(long, short, required = true, num_args = 1.., value_name = "PATH|URI")]
     pub input: Vec<Location>,

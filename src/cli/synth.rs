@@ -32,6 +32,15 @@ pub struct SynthArgs {
     /// Runs per session; trials are spread evenly over them.
     #[arg(long, default_value_t = 6)]
     pub runs: usize,
+    /// Classes of cue, 2 (left, right) to 4 (+ feet, tongue).
+    #[arg(long, default_value_t = 4)]
+    pub classes: usize,
+    /// Sampling rate in Hz (the real data: 250).
+    #[arg(long, default_value_t = 250.0)]
+    pub rate: f64,
+    /// Length of each of the two eye-movement runs at the start, seconds (0 leaves them out).
+    #[arg(long, default_value_t = 20.0)]
+    pub eye_seconds: f64,
     /// Override every subject's difficulty, 0 (easy) to 1 (hard).
     #[arg(long)]
     pub difficulty: Option<f64>,
@@ -69,6 +78,9 @@ pub fn run(args: SynthArgs, global: Global) -> Result<()> {
         trials_per_class: args.trials_per_class,
         runs: args.runs,
         difficulty: args.difficulty,
+        classes: args.classes,
+        rate: args.rate,
+        eye_seconds: args.eye_seconds,
         ..SynthConfig::default()
     };
     config.validate()?;
