@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod dataset;
+pub mod download;
 pub mod error;
 pub mod fsutil;
 pub mod model;
