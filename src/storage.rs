@@ -829,8 +829,8 @@ pub fn fetch_inputs(locs: &[Location], accept: impl Fn(&str) -> bool) -> Result<
     Ok(out)
 }
 
-/// Uploads every file of `local` under `dest`, removes objects of an older version that the new
-/// one does not have, and writes the completion marker last. The marker of an older version is
+/// Uploads every file of `local` under `dest`, removes objects under `dest` that the new version
+/// does not have (as a local directory is replaced whole), and writes the completion marker last. The marker of an older version is
 /// deleted first, so a reader never takes a mix of two versions. Local destinations are copied
 /// through a staged directory (prefer [`OutputDir`], which writes in place).
 pub fn publish_dir(local: &Path, dest: &Location) -> Result<()> {
@@ -854,6 +854,14 @@ pub fn publish_dir(local: &Path, dest: &Location) -> Result<()> {
         }
         Location::Remote(r) => r,
     };
+    // Publishing replaces everything under the prefix; a whole bucket is never replaced.
+    if remote.key.is_empty() {
+        return Err(Error::Invalid(format!(
+            "`{remote}` is the root of bucket `{}`: give a directory under it, e.g. `{}`",
+            remote.bucket,
+            remote.join("NAME")
+        )));
+    }
     let mut files = Vec::new();
     walk(local, "", &mut files)?;
     if files.iter().any(|(n, _)| n == MARKER) {
@@ -1110,6 +1118,9 @@ mod tests {
             b"{}"
         );
         assert!(exists(&Location::Local(root.join("f/x.json"))).unwrap());
+        // A directory never replaces a whole bucket.
+        let e = publish_dir(&root.join("src"), &Location::parse("s3://b").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("root of bucket `b`"), "{e}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
