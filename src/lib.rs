@@ -7,12 +7,14 @@
 
 pub mod cli;
 pub mod dataset;
+pub mod download;
 pub mod error;
 pub mod fsutil;
 pub mod model;
 pub mod predict;
 pub mod preprocess;
 pub mod signal;
+pub mod storage;
 pub mod train;
 pub mod tune;
 

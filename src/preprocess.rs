@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{sha256_hex, write_atomic, StagedDir};
 use crate::signal::epochs::{self, EpochSpec, GapIndex};
 use crate::signal::filter::{self, BandPass, FilterMode};
-use crate::signal::{gdf, labels, montage};
+use crate::signal::{bnci, gdf, labels, montage};
 
 /// Everything `preprocess` needs besides its inputs and output.
 #[derive(Debug, Clone)]
@@ -43,11 +43,16 @@ pub struct PreprocessConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
     pub path: PathBuf,
+    /// What `meta.json` and messages call the recording: its path, or the URI it was
+    /// downloaded from (see `storage::Fetched::origin_of`).
+    pub name: String,
     pub subject: u32,
     /// `T`, `E`, or empty when the name does not say.
     pub session: String,
     /// The true-label file for an evaluation session, when one was found.
     pub labels: Option<PathBuf>,
+    /// What `meta.json` calls the label file (as `name`).
+    pub labels_name: Option<String>,
 }
 
 /// Reads `A01T` → (1, "T"); other names give subject 0 and no session unless they end in
@@ -72,9 +77,22 @@ pub fn parse_name(stem: &str) -> (u32, String) {
     (subject, session)
 }
 
-fn is_recording(path: &Path) -> bool {
+fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gdf"))
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// A GDF file, or a BNCI `.mat` file (given explicitly, or found in a directory without a
+/// `.gdf` of the same name, whose true-label file it would be).
+fn is_recording(path: &Path, in_directory: bool) -> bool {
+    if has_extension(path, "gdf") {
+        return true;
+    }
+    has_extension(path, "mat")
+        && (!in_directory
+            || !["gdf", "GDF"]
+                .iter()
+                .any(|ext| path.with_extension(ext).is_file()))
 }
 
 /// Expands files and directories into the recordings to read, in a stable order, and finds
@@ -87,15 +105,15 @@ pub fn discover(inputs: &[PathBuf], config: &PreprocessConfig) -> Result<Vec<Sou
             let mut found: Vec<PathBuf> = std::fs::read_dir(input)
                 .map_err(|e| Error::io("list", input, e))?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_recording(p))
+                .filter(|p| p.is_file() && is_recording(p, true))
                 .collect();
             found.sort();
             files.extend(found);
-        } else if is_recording(input) {
+        } else if is_recording(input, false) {
             files.push(input.clone());
         } else {
             return Err(Error::Invalid(format!(
-                "`{}` is not a recording bciops reads (expected a `.gdf` file or a directory)",
+                "`{}` is not a recording bciops reads (expected a `.gdf` or BNCI `.mat` file, or a directory)",
                 input.display()
             )));
         }
@@ -120,13 +138,20 @@ pub fn discover(inputs: &[PathBuf], config: &PreprocessConfig) -> Result<Vec<Sou
         }
         let mut dirs: Vec<PathBuf> = path.parent().map(Path::to_owned).into_iter().collect();
         dirs.extend(config.labels_dirs.iter().cloned());
-        let labels = dirs.iter().find_map(|dir| {
-            ["mat", "txt", "labels"]
-                .iter()
-                .map(|ext| dir.join(format!("{stem}.{ext}")))
-                .find(|p| p.is_file())
-        });
+        // A BNCI `.mat` recording carries its own labels.
+        let labels = (!has_extension(&path, "mat"))
+            .then(|| {
+                dirs.iter().find_map(|dir| {
+                    ["mat", "txt", "labels"]
+                        .iter()
+                        .map(|ext| dir.join(format!("{stem}.{ext}")))
+                        .find(|p| p.is_file())
+                })
+            })
+            .flatten();
         sources.push(SourceFile {
+            name: path.display().to_string(),
+            labels_name: labels.as_ref().map(|p| p.display().to_string()),
             path,
             subject,
             session,
@@ -193,24 +218,44 @@ fn read_one(
 ) -> Result<FileOut> {
     let bytes = std::fs::read(&source.path).map_err(|e| Error::io("read", &source.path, e))?;
     let sha256 = sha256_hex(&bytes);
-    let name = source.path.display().to_string();
+    let name = source.name.clone();
     // Decode only the channels kept, so memory holds one copy of what is used.
     let wanted: Option<&Vec<String>> = layout.map(|l| &l.channels).or(config.channels.as_ref());
     let keep = |label: &str| match wanted {
         Some(list) => list.iter().any(|l| l == label),
         None => montage::is_eeg(label),
     };
-    let file = match gdf::parse_channels(&bytes, &name, keep) {
-        Err(Error::Invalid(_)) => {
-            return Err(Error::Data(format!(
-                "`{name}` has none of the channels asked for; pick some with `--channels` \
-                 (it has: {})",
-                all_labels(&bytes, &name)
-            )))
-        }
-        other => other?,
+    let none_kept = |all: String| {
+        Error::Data(format!(
+            "`{name}` has none of the channels asked for; pick some with `--channels` \
+             (it has: {all})"
+        ))
     };
-    let rec = file.recording;
+    let is_mat = has_extension(&source.path, "mat");
+    // A BNCI file of an evaluation session gives its true labels itself.
+    let (rec, mat_labels, all) = if is_mat {
+        let evaluation = source.session.eq_ignore_ascii_case("E");
+        let file = bnci::parse(&bytes, &name, evaluation)?;
+        let mut rec = file.recording;
+        let all = rec.labels.join(", ");
+        let rows: Vec<usize> = (0..rec.labels.len())
+            .filter(|&i| keep(&rec.labels[i]))
+            .collect();
+        if rows.is_empty() {
+            return Err(none_kept(all));
+        }
+        if rows.len() != rec.labels.len() {
+            rec.data = rec.data.select(Axis(0), &rows);
+            rec.labels = rows.iter().map(|&i| rec.labels[i].clone()).collect();
+        }
+        (rec, evaluation.then_some(file.labels), Some(all))
+    } else {
+        let file = match gdf::parse_channels(&bytes, &name, keep) {
+            Err(Error::Invalid(_)) => return Err(none_kept(all_labels(&bytes, &name))),
+            other => other?,
+        };
+        (file.recording, None, None)
+    };
     let layout = match layout {
         Some(l) => l.clone(),
         None => Layout {
@@ -231,7 +276,7 @@ fn read_one(
     if let Some(missing) = layout.channels.iter().find(|l| !rec.labels.contains(l)) {
         return Err(Error::Data(format!(
             "`{name}` has no channel `{missing}` (it has: {})",
-            all_labels(&bytes, &name)
+            all.clone().unwrap_or_else(|| all_labels(&bytes, &name))
         )));
     }
     drop(bytes);
@@ -262,12 +307,16 @@ fn read_one(
     }
 
     let (labels_file, true_labels) = match &source.labels {
+        _ if mat_labels.is_some() => (None, mat_labels),
         Some(path) if rec.events.iter().any(|e| e.code == epochs::UNKNOWN_CUE) => {
             let raw = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
             let values = labels::read_labels(path)?;
             (
                 Some(LabelsMeta {
-                    path: path.display().to_string(),
+                    path: source
+                        .labels_name
+                        .clone()
+                        .unwrap_or_else(|| path.display().to_string()),
                     sha256: sha256_hex(&raw),
                 }),
                 Some(values),

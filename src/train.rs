@@ -61,6 +61,18 @@ pub fn run(
     config: &TrainConfig,
     on_fold: &(dyn Fn(&FoldResult) + Sync),
 ) -> Result<Metrics> {
+    run_as(data, &data.display().to_string(), out, config, on_fold)
+}
+
+/// As [`run`], recording the dataset in the model as `data_name` (e.g. the `s3://` URI a local
+/// copy was downloaded from) instead of its local path.
+pub fn run_as(
+    data: &Path,
+    data_name: &str,
+    out: &Path,
+    config: &TrainConfig,
+    on_fold: &(dyn Fn(&FoldResult) + Sync),
+) -> Result<Metrics> {
     let dataset = Dataset::load(data)?;
     let meta = &dataset.meta;
     let n_classes = meta.classes.len();
@@ -130,7 +142,7 @@ pub fn run(
         params: config.params.clone(),
         seed: config.seed,
         dataset: DatasetRef {
-            path: data.display().to_string(),
+            path: data_name.to_owned(),
             sha256: dataset.sha256.clone(),
             n_trials: n,
         },

@@ -4,6 +4,7 @@
 //! prints. Data and JSON go to stdout; progress, summaries and errors go to stderr.
 
 mod args;
+pub mod data;
 pub mod predict;
 pub mod preprocess;
 mod progress;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Search hyper-parameters with a W&B sweep file (grid, random, bayes), locally.
     #[command(after_help = AFTER_HELP)]
     Tune(tune::TuneArgs),
+    /// Get data sets: `bciops data download` fetches the real BCI IV 2a files.
+    #[command(after_help = AFTER_HELP)]
+    Data(data::DataArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(args, global),
         Command::Predict(args) => predict::run(args, global),
         Command::Tune(args) => tune::run(args, global),
+        Command::Data(args) => data::run(args, global),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::SUCCESS as u8),

@@ -1,7 +1,6 @@
 //! `bciops preprocess`: recordings → band-pass → trials → epochs dataset.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
@@ -10,20 +9,26 @@ use super::{args, progress, Global};
 use crate::preprocess::{self, PreprocessConfig, Summary};
 use crate::signal::epochs::{default_event_map, EpochSpec};
 use crate::signal::filter::FilterMode;
+use crate::storage::{self, Location, OutputDir};
 
-/// Read GDF recordings, band-pass the continuous signal, cut a window around every cue and
-/// write an epochs dataset (X.npy, y.npy, trials.csv, meta.json).
+/// Read recordings (GDF, or the BNCI Horizon `.mat` files of BCI IV 2a), band-pass the
+/// continuous signal, cut a window around every cue and write an epochs dataset (X.npy, y.npy,
+/// trials.csv, meta.json).
 ///
 /// Evaluation sessions (cue 783) take their true labels from `<stem>.mat` (variable
-/// `classlabel`) or `<stem>.txt` beside the recording, or from `--labels DIR`.
+/// `classlabel`) or `<stem>.txt` beside the recording, or from `--labels DIR`; BNCI `.mat`
+/// files carry their own. In a directory, a `.mat` beside a `.gdf` of the same name is that
+/// recording's label file, any other `.mat` a BNCI recording.
 #[derive(Debug, Args)]
 pub struct PreprocessArgs {
-    /// Recordings (`.gdf`) or directories holding them.
-    #[arg(long, short, required = true, num_args = 1.., value_name = "PATH")]
-    pub input: Vec<PathBuf>,
-    /// Output dataset directory (replaced only once complete).
-    #[arg(long, short, value_name = "DIR")]
-    pub out: PathBuf,
+    /// Recordings (`.gdf`, BNCI `.mat`) or directories holding them: paths, `file://`, `s3://BUCKET/KEY`
+    /// or `gs://BUCKET/KEY` (a prefix is read like a directory).
+    #[arg(long, short, required = true, num_args = 1.., value_name = "PATH|URI")]
+    pub input: Vec<Location>,
+    /// Output dataset directory, a path or `s3://` / `gs://` URI (replaced only once complete;
+    /// a remote one gets its completion marker last).
+    #[arg(long, short, value_name = "DIR|URI")]
+    pub out: Location,
     /// Subjects to take, e.g. `1,2` or `1-9` (default: all found; from names like `A01T`).
     #[arg(long, value_parser = args::subject_list)]
     pub subjects: Option<args::List<u8>>,
@@ -61,9 +66,10 @@ pub struct PreprocessArgs {
     /// Keep trials the experts marked as rejected (event 1023).
     #[arg(long)]
     pub keep_rejected: bool,
-    /// Another directory to look for evaluation-session label files in.
-    #[arg(long, value_name = "DIR")]
-    pub labels: Vec<PathBuf>,
+    /// Another directory (or `s3://` / `gs://` prefix) to look for evaluation-session label
+    /// files in.
+    #[arg(long, value_name = "DIR|URI")]
+    pub labels: Vec<Location>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -95,17 +101,45 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
             keep_rejected: args.keep_rejected,
         },
         channels: args.channels.map(|c| c.0),
-        labels_dirs: args.labels,
+        labels_dirs: Vec::new(),
         per_trial: args.filter_per_trial,
     };
     config.epochs.check()?;
-    let sources = preprocess::discover(&args.input, &config)?;
+    // Remote inputs are downloaded (streamed to a temporary directory) before the core reads
+    // them; the dataset records where they came from.
+    let mut config = config;
+    let wanted = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        [".gdf", ".mat", ".txt", ".labels"]
+            .iter()
+            .any(|ext| lower.ends_with(ext))
+    };
+    let inputs = storage::fetch_inputs(&args.input, wanted)?;
+    let label_dirs = storage::fetch_inputs(&args.labels, wanted)?;
+    config.labels_dirs = label_dirs.iter().map(|f| f.path().to_owned()).collect();
+    let paths: Vec<std::path::PathBuf> = inputs.iter().map(|f| f.path().to_owned()).collect();
+    let mut sources = preprocess::discover(&paths, &config)?;
+    let fetched: Vec<&storage::Fetched> = inputs.iter().chain(&label_dirs).collect();
+    let origin = |path: &std::path::Path| {
+        fetched
+            .iter()
+            .map(|f| f.origin_of(path))
+            .find(|name| name != &path.display().to_string())
+            .unwrap_or_else(|| path.display().to_string())
+    };
+    for source in &mut sources {
+        source.name = origin(&source.path);
+        source.labels_name = source.labels.as_deref().map(origin);
+    }
+    let out = OutputDir::new(&args.out)?;
     let bar = progress::bar(global, sources.len() as u64, "recordings");
-    let summary = preprocess::run(&sources, &config, &args.out, &mut |source, _| {
-        bar.set_message(source.path.display().to_string());
+    let mut summary = preprocess::run(&sources, &config, out.path(), &mut |source, _| {
+        bar.set_message(source.name.clone());
         bar.inc(1);
     })?;
     bar.finish_and_clear();
+    out.publish()?;
+    summary.out = args.out.to_string();
     print_summary(&summary);
     if args.json {
         super::emit(&serde_json::to_string_pretty(&summary)?)?;

@@ -1,7 +1,5 @@
 //! `bciops train`: an epochs dataset → an evaluated CSP + SVM model directory.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -9,6 +7,7 @@ use super::{progress, Global};
 use crate::model::classifier::{ModelParams, ShrinkageSpec};
 use crate::model::cv::Evaluation;
 use crate::model::svm::{Gamma, Kernel, Multiclass};
+use crate::storage::{self, Location, OutputDir};
 use crate::train::{self, Metrics, TrainConfig};
 use crate::Error;
 
@@ -19,15 +18,17 @@ use crate::Error;
 /// `--params` file (e.g. a sweep's `best.json`), then these flags: later wins.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Epochs dataset directory (from `bciops preprocess`).
-    #[arg(long, short, value_name = "DIR")]
-    pub data: PathBuf,
-    /// Output model directory (replaced only once complete).
-    #[arg(long, short, value_name = "DIR")]
-    pub out: PathBuf,
-    /// JSON file of hyper-parameters (flat, or under a `params` key as `best.json` has them).
-    #[arg(long, value_name = "FILE")]
-    pub params: Option<PathBuf>,
+    /// Epochs dataset directory (from `bciops preprocess`): a path or `s3://` / `gs://` URI.
+    #[arg(long, short, value_name = "DIR|URI")]
+    pub data: Location,
+    /// Output model directory, a path or URI (replaced only once complete; a remote one gets
+    /// its completion marker last).
+    #[arg(long, short, value_name = "DIR|URI")]
+    pub out: Location,
+    /// JSON file of hyper-parameters (flat, or under a `params` key as `best.json` has them);
+    /// a path or URI.
+    #[arg(long, value_name = "FILE|URI")]
+    pub params: Option<Location>,
     /// Evaluation: stratified k-fold `cv:K`, random hold-out `holdout:F`, or `session`
     /// (fit on session T, test on E: the competition protocol).
     #[arg(long = "eval", default_value = "cv:5", value_parser = |s: &str| s.parse::<Evaluation>().map_err(|e| e.to_string()))]
@@ -83,10 +84,11 @@ pub struct TrainArgs {
 }
 
 /// Reads a `--params` file: a flat object, or one with the parameters under `params`.
-pub fn read_params(path: &std::path::Path) -> Result<ModelParams, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::malformed(path, format!("not JSON: {e}")))?;
+pub fn read_params(location: &Location) -> Result<ModelParams, Error> {
+    let path = location.to_string();
+    let bytes = storage::read_file(location)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::malformed(&path, format!("not JSON: {e}")))?;
     let inner = match value.get("params") {
         Some(p) if p.is_object() => p.clone(),
         _ => value,
@@ -149,8 +151,11 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
         Evaluation::KFold(k) => k as u64,
         _ => 1,
     };
+    let data = storage::fetch_dir(&args.data)?;
+    let out = OutputDir::new(&args.out)?;
     let bar = progress::bar(global, folds, "folds");
-    let metrics = train::run(&args.data, &args.out, &config, &|f| {
+    let data_name = args.data.to_string();
+    let metrics = train::run_as(data.path(), &data_name, out.path(), &config, &|f| {
         bar.set_message(format!(
             "fold {} accuracy {:.1} %",
             f.fold + 1,
@@ -158,8 +163,10 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
         ));
         bar.inc(1);
     })
-    .with_context(|| format!("training on `{}` failed", args.data.display()))?;
+    .map_err(|e| data.relabel(e))
+    .with_context(|| format!("training on `{}` failed", args.data))?;
     bar.finish_and_clear();
+    out.publish()?;
     print_summary(&metrics, &args.out);
     if args.json {
         super::emit(&serde_json::to_string_pretty(&metrics)?)?;
@@ -167,7 +174,7 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(m: &Metrics, out: &std::path::Path) {
+fn print_summary(m: &Metrics, out: &Location) {
     eprintln!(
         "{}: accuracy {:.1} % (kappa {:.3}) over {} fold(s) of {} trials; model written to {}",
         m.evaluation,
@@ -175,7 +182,7 @@ fn print_summary(m: &Metrics, out: &std::path::Path) {
         m.kappa,
         m.folds.len(),
         m.n_trials,
-        out.display()
+        out
     );
     if m.subjects.len() > 1 {
         for (s, sc) in &m.subjects {

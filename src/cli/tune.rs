@@ -1,13 +1,14 @@
 //! `bciops tune`: a W&B sweep file run locally on an epochs dataset; `bciops tune merge`
 //! combines shard outputs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use super::{progress, Global};
 use crate::model::cv::Evaluation;
+use crate::storage::{self, Location, OutputDir};
 use crate::tune::journal::Status;
 use crate::tune::outputs;
 use crate::tune::session::{self, Event, Outcome, TuneConfig};
@@ -26,15 +27,16 @@ use crate::Error;
 pub struct TuneArgs {
     #[command(subcommand)]
     pub merge: Option<TuneCommand>,
-    /// Epochs dataset directory (from `bciops preprocess`).
-    #[arg(long, short, value_name = "DIR", required = true)]
-    pub data: Option<PathBuf>,
-    /// Sweep file in the W&B sweep YAML format (e.g. configs/sweep.yaml).
-    #[arg(long, short, value_name = "FILE", required = true)]
-    pub sweep: Option<PathBuf>,
-    /// Output directory: journal, trials table, best.json, report.html.
-    #[arg(long, short, value_name = "DIR", required = true)]
-    pub out: Option<PathBuf>,
+    /// Epochs dataset directory (from `bciops preprocess`): a path or URI (s3://, gs://).
+    #[arg(long, short, value_name = "DIR|URI", required = true)]
+    pub data: Option<Location>,
+    /// Sweep file in the W&B sweep YAML format (e.g. configs/sweep.yaml): a path or URI.
+    #[arg(long, short, value_name = "FILE|URI", required = true)]
+    pub sweep: Option<Location>,
+    /// Output directory: journal, trials table, best.json, report.html. A remote URI is
+    /// written when the sweep ends (an earlier complete output there is resumed).
+    #[arg(long, short, value_name = "DIR|URI", required = true)]
+    pub out: Option<Location>,
     /// Evaluation of every trial: `cv:K`, `holdout:F` or `session`.
     #[arg(long = "eval", default_value = "cv:5", value_parser = |s: &str| s.parse::<Evaluation>().map_err(|e| e.to_string()))]
     pub evaluation: Evaluation,
@@ -53,8 +55,8 @@ pub struct TuneArgs {
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
     /// Parameters the sweep does not vary (JSON, flat or under `params`; default: train's).
-    #[arg(long, value_name = "FILE")]
-    pub params: Option<PathBuf>,
+    #[arg(long, value_name = "FILE|URI")]
+    pub params: Option<Location>,
     /// Discard OUT's journal and start over instead of resuming.
     #[arg(long)]
     pub restart: bool,
@@ -74,12 +76,12 @@ pub enum TuneCommand {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Shard output directories (each with trials.json).
-    #[arg(required = true, value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
-    /// Where the combined outputs go.
-    #[arg(long, short, value_name = "DIR")]
-    pub out: PathBuf,
+    /// Shard output directories (each with trials.json): paths or URIs.
+    #[arg(required = true, value_name = "DIR|URI")]
+    pub dirs: Vec<Location>,
+    /// Where the combined outputs go: a path or URI.
+    #[arg(long, short, value_name = "DIR|URI")]
+    pub out: Location,
     /// How many of the best trials to print.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -108,10 +110,10 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     let (Some(data), Some(sweep_path), Some(out)) = (args.data, args.sweep, args.out) else {
         return Err(Error::Invalid("`tune` needs --data, --sweep and --out".into()).into());
     };
-    let bytes = std::fs::read(&sweep_path).map_err(|e| Error::io("read", &sweep_path, e))?;
+    let bytes = storage::read_file(&sweep_path)?;
     let text = String::from_utf8(bytes.clone())
-        .map_err(|_| Error::malformed(&sweep_path, "is not UTF-8 text"))?;
-    let sweep = sweep::parse(&text, &sweep_path.display().to_string())?;
+        .map_err(|_| Error::malformed(sweep_path.to_string(), "is not UTF-8 text"))?;
+    let sweep = sweep::parse(&text, &sweep_path.to_string())?;
     let base = match &args.params {
         Some(p) => super::train::read_params(p)?,
         None => Default::default(),
@@ -168,9 +170,19 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
             }
         }
     };
-    let outcome = session::run(&data, &config, &out, &mut on_event)
-        .with_context(|| format!("sweep `{}` failed", sweep_path.display()))?;
+    let fetched = storage::fetch_dir(&data)?;
+    let staged = OutputDir::new(&out)?;
+    if out.is_remote() && storage::exists(&out.join(storage::MARKER))? {
+        // Resume from the sweep's last published output.
+        let earlier = storage::fetch_dir(&out)?;
+        copy_tree(earlier.path(), staged.path())?;
+    }
+    let outcome = session::run(fetched.path(), &config, staged.path(), &mut on_event)
+        .map_err(|e| fetched.relabel(e))
+        .with_context(|| format!("sweep `{sweep_path}` failed"))?;
     bar.finish_and_clear();
+    staged.publish()?;
+    let out = out.to_string();
     summarize(&outcome, &out, args.top);
     if args.json {
         super::emit(&serde_json::to_string_pretty(&summary_json(
@@ -180,11 +192,35 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     Ok(())
 }
 
+/// Copies a directory's files (one level of subdirectories deep is enough for sweep outputs,
+/// but the walk is recursive anyway).
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io("create", to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io("read", from, e))? {
+        let entry = entry.map_err(|e| Error::io("read", from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if entry.file_name() != storage::MARKER {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io("copy", &src, e))?;
+        }
+    }
+    Ok(())
+}
+
 fn merge(args: MergeArgs) -> Result<()> {
-    let dirs: Vec<&Path> = args.dirs.iter().map(PathBuf::as_path).collect();
+    let fetched = args
+        .dirs
+        .iter()
+        .map(storage::fetch_dir)
+        .collect::<Result<Vec<_>, Error>>()?;
+    let dirs: Vec<&Path> = fetched.iter().map(|f| f.path()).collect();
     let (info, records) = outputs::merge(&dirs)?;
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io("create", &args.out, e))?;
-    let best = outputs::write_all(&args.out, &info, &records)?;
+    let staged = OutputDir::new(&args.out)?;
+    std::fs::create_dir_all(staged.path()).map_err(|e| Error::io("create", staged.path(), e))?;
+    let best = outputs::write_all(staged.path(), &info, &records)?;
+    staged.publish()?;
+    let out = args.out.to_string();
     let outcome = Outcome {
         info,
         records,
@@ -193,10 +229,10 @@ fn merge(args: MergeArgs) -> Result<()> {
         resumed: 0,
         reached_target: false,
     };
-    summarize(&outcome, &args.out, args.top);
+    summarize(&outcome, &out, args.top);
     if args.json {
         super::emit(&serde_json::to_string_pretty(&summary_json(
-            &outcome, &args.out,
+            &outcome, &out,
         ))?)?;
     }
     Ok(())
@@ -206,7 +242,7 @@ fn count(o: &Outcome, s: Status) -> usize {
     o.records.iter().filter(|r| r.status == s).count()
 }
 
-fn summarize(o: &Outcome, out: &Path, top: usize) {
+fn summarize(o: &Outcome, out: &str, top: usize) {
     eprintln!(
         "{} trials: {} complete, {} stopped early, {} failed ({} run now, {} from the journal){}",
         o.records.len(),
@@ -230,15 +266,15 @@ fn summarize(o: &Outcome, out: &Path, top: usize) {
             b.trial_id,
             b.metric,
             b.value,
-            out.join("best.json").display()
+            format_args!("{}/best.json", out.trim_end_matches('/'))
         ),
         None => eprintln!("no trial completed, so there is no best.json"),
     }
 }
 
-fn summary_json(o: &Outcome, out: &Path) -> serde_json::Value {
+fn summary_json(o: &Outcome, out: &str) -> serde_json::Value {
     serde_json::json!({
-        "out": out.display().to_string(),
+        "out": out,
         "metric": o.info.metric,
         "goal": o.info.goal,
         "trials": o.records.len(),

@@ -1,5 +1,6 @@
 //! Signals: recording formats, filters, epoching and synthetic data. Plain synchronous code.
 
+pub mod bnci;
 pub mod epochs;
 pub mod filter;
 pub mod gdf;

@@ -535,9 +535,11 @@ fn preprocess_variant(
     for s in &meta.sources {
         sources.push(SourceFile {
             path: resolve(&s.path)?,
+            name: s.path.clone(),
             subject: s.subject,
             session: s.session.clone(),
             labels: s.labels.as_ref().map(|l| resolve(&l.path)).transpose()?,
+            labels_name: s.labels.as_ref().map(|l| l.path.clone()),
         });
     }
     let band = (

@@ -27,6 +27,12 @@ pub struct Done {
 }
 
 impl Run {
+    /// Sets an environment variable of the child process.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
     pub fn run(mut self) -> Done {
         let Output {
             status,

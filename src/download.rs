@@ -1,0 +1,526 @@
+//! Downloading the real BCI Competition IV 2a files (an edge: network I/O, blocking HTTP).
+//!
+//! Each file is fetched into `NAME.part` and renamed when complete and verified, so a reader
+//! never takes a partial file. An interrupted transfer leaves its `.part`; the next run asks
+//! the server for the rest (`Range: bytes=N-`) and appends, or starts over when the server
+//! does not do ranges. Sizes and sha256 digests are checked when the manifest knows them.
+//! Zip archives (the competition's GDF set) are unpacked after download.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::Digest;
+
+use crate::error::{Error, Result};
+
+/// Where the files are published (overridable: `--gdf-url`, `--labels-url`, `--mat-url`).
+pub const GDF_BASE_URL: &str = "https://www.bbci.de/competition/download/competition_iv/";
+pub const LABELS_BASE_URL: &str = "https://www.bbci.de/competition/iv/results/ds2a/";
+pub const MAT_BASE_URL: &str = "http://bnci-horizon-2020.eu/database/data-sets/001-2014/";
+
+/// The GDF set and the true labels are zip archives; BNCI publishes one `.mat` per session.
+pub const GDF_ARCHIVE: &str = "BCICIV_2a_gdf.zip";
+pub const LABELS_ARCHIVE: &str = "true_labels.zip";
+
+/// One file to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// URL to fetch.
+    pub url: String,
+    /// Where to put it.
+    pub dest: PathBuf,
+    /// Expected size and sha256, when known.
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    /// Unpack the members whose names end with one of these (e.g. `.gdf`) beside `dest`.
+    pub unpack: Vec<String>,
+}
+
+/// Expected sizes and digests by file name: `{"A01T.mat": {"size": 1, "sha256": "…"}}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Manifest(pub BTreeMap<String, Expected>);
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Expected {
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+}
+
+impl Manifest {
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::malformed(
+                path,
+                format!(
+                    "not a manifest (`{{\"NAME\": {{\"size\": N, \"sha256\": \"HEX\"}}}}`): {e}"
+                ),
+            )
+        })
+    }
+}
+
+/// What to download.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub dest: PathBuf,
+    pub gdf: bool,
+    pub mat: bool,
+    pub subjects: Vec<u8>,
+    pub gdf_url: String,
+    pub labels_url: String,
+    pub mat_url: String,
+}
+
+fn join_url(base: &str, name: &str) -> String {
+    format!("{}/{name}", base.trim_end_matches('/'))
+}
+
+/// The files of a plan: `DEST/gdf/` (GDF recordings and their true-label `.mat` files, which
+/// share their names with the BNCI files) and `DEST/bnci/`.
+pub fn items(plan: &Plan, manifest: &Manifest) -> Vec<Item> {
+    let mut out = Vec::new();
+    let expected = |name: &str| manifest.0.get(name).cloned().unwrap_or_default();
+    let mut push = |url: String, dest: PathBuf, unpack: Vec<String>| {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let e = expected(&name);
+        out.push(Item {
+            url,
+            dest,
+            size: e.size,
+            sha256: e.sha256,
+            unpack,
+        });
+    };
+    if plan.gdf {
+        let dir = plan.dest.join("gdf");
+        push(
+            join_url(&plan.gdf_url, GDF_ARCHIVE),
+            dir.join(GDF_ARCHIVE),
+            vec![".gdf".into()],
+        );
+        push(
+            join_url(&plan.labels_url, LABELS_ARCHIVE),
+            dir.join(LABELS_ARCHIVE),
+            vec![".mat".into()],
+        );
+    }
+    if plan.mat {
+        let dir = plan.dest.join("bnci");
+        for s in &plan.subjects {
+            for session in ['T', 'E'] {
+                let name = format!("A{s:02}{session}.mat");
+                push(join_url(&plan.mat_url, &name), dir.join(&name), Vec::new());
+            }
+        }
+    }
+    out
+}
+
+/// Progress of one transfer: (bytes so far, total if known).
+pub type OnProgress<'a> = dyn FnMut(&Item, u64, Option<u64>) + 'a;
+
+/// What happened to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already there (and verified when the manifest knows it).
+    Present,
+    /// Fetched; `resumed_from` bytes came from an earlier interrupted run.
+    Downloaded { bytes: u64, resumed_from: u64 },
+}
+
+/// A blocking client with sane time limits.
+pub fn client() -> Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .user_agent(concat!("bciops/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot build the HTTP client: {e}")))
+}
+
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
+        })
+        .unwrap_or_else(|| url.to_owned())
+}
+
+fn failure(action: &'static str, what: &str, message: String) -> Error {
+    Error::io(action, what, std::io::Error::other(message))
+}
+
+/// A request that did not get an answer: offline, DNS, refused, timed out.
+fn unreachable(url: &str, e: &reqwest::Error) -> Error {
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = format!("{cause}: {s}");
+        source = s.source();
+    }
+    if e.is_connect() || e.is_timeout() {
+        failure("reach", &host_of(url), format!("{cause} (offline?)"))
+    } else {
+        failure("download", url, cause)
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Checks a complete file against what the manifest knows.
+fn verify(item: &Item, path: &Path) -> Result<()> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io("read", path, e))?
+        .len();
+    if let Some(size) = item.size {
+        if len != size {
+            return Err(failure(
+                "verify",
+                &item.url,
+                format!("{len} bytes but the manifest says {size}; the download was removed"),
+            ));
+        }
+    }
+    if let Some(want) = &item.sha256 {
+        let got = sha256_file(path)?;
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(failure(
+                "verify",
+                &item.url,
+                format!("sha256 {got} but the manifest says {want}; the download was removed"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fetches one item (resuming a `.part`), verifies it and unpacks it.
+pub fn fetch(
+    client: &reqwest::blocking::Client,
+    item: &Item,
+    on_progress: &mut OnProgress<'_>,
+) -> Result<Outcome> {
+    if let Some(parent) = item.dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    }
+    if item.dest.is_file() {
+        verify(item, &item.dest)?;
+        unpack(item)?;
+        return Ok(Outcome::Present);
+    }
+    let part = part_path(&item.dest);
+    let have = std::fs::metadata(&part).map_or(0, |m| m.len());
+    let mut request = client.get(&item.url);
+    if have > 0 {
+        request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    }
+    let mut response = request.send().map_err(|e| unreachable(&item.url, &e))?;
+    let status = response.status();
+    let (mut file, start) = if status == reqwest::StatusCode::PARTIAL_CONTENT && have > 0 {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&part)
+            .map_err(|e| Error::io("write", &part, e))?;
+        (file, have)
+    } else if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
+        // The part already holds the whole file.
+        return finish(item, &part, have, have, on_progress);
+    } else if status.is_success() {
+        let file = std::fs::File::create(&part).map_err(|e| Error::io("write", &part, e))?;
+        (file, 0)
+    } else {
+        return Err(failure(
+            "download",
+            &item.url,
+            format!("the server answered HTTP {status}"),
+        ));
+    };
+    let total = response.content_length().map(|n| n + start).or(item.size);
+    let mut done = start;
+    let mut buf = vec![0u8; 1 << 16];
+    on_progress(item, done, total);
+    loop {
+        let n = match response.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                let _ = file.flush();
+                return Err(failure(
+                    "download",
+                    &item.url,
+                    format!(
+                        "interrupted after {done} bytes ({e}); `{}` is kept: run again to resume",
+                        part.display()
+                    ),
+                ));
+            }
+        };
+        file.write_all(&buf[..n])
+            .map_err(|e| Error::io("write", &part, e))?;
+        done += n as u64;
+        on_progress(item, done, total);
+    }
+    file.sync_all().map_err(|e| Error::io("write", &part, e))?;
+    drop(file);
+    if let Some(total) = total.filter(|_| response.content_length().is_some()) {
+        if done < total {
+            return Err(failure(
+                "download",
+                &item.url,
+                format!(
+                    "the connection closed after {done} of {total} bytes; `{}` is kept: run again to resume",
+                    part.display()
+                ),
+            ));
+        }
+    }
+    finish(item, &part, done, start, on_progress)
+}
+
+fn finish(
+    item: &Item,
+    part: &Path,
+    bytes: u64,
+    resumed_from: u64,
+    on_progress: &mut OnProgress<'_>,
+) -> Result<Outcome> {
+    on_progress(item, bytes, Some(bytes));
+    if let Err(e) = verify(item, part) {
+        // A wrong file cannot be resumed into a right one.
+        let _ = std::fs::remove_file(part);
+        return Err(e);
+    }
+    std::fs::rename(part, &item.dest).map_err(|e| Error::io("rename into place", &item.dest, e))?;
+    unpack(item)?;
+    Ok(Outcome::Downloaded {
+        bytes,
+        resumed_from,
+    })
+}
+
+fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+/// Unpacks the wanted members of a zip archive beside it (members already there are kept).
+fn unpack(item: &Item) -> Result<()> {
+    if item.unpack.is_empty() {
+        return Ok(());
+    }
+    let bytes = std::fs::read(&item.dest).map_err(|e| Error::io("read", &item.dest, e))?;
+    let dir = item.dest.parent().unwrap_or(Path::new("."));
+    for (name, data) in zip_members(&bytes, &item.dest.display().to_string(), |n| {
+        let lower = n.to_ascii_lowercase();
+        item.unpack.iter().any(|ext| lower.ends_with(ext.as_str()))
+    })? {
+        let path = dir.join(&name);
+        if !path.is_file() {
+            crate::fsutil::write_atomic(&path, &data)?;
+        }
+    }
+    Ok(())
+}
+
+/// The members of a zip archive (stored or deflated) whose names `want` accepts, as
+/// (file name without folders, bytes). Enough for the competition's archives; anything else
+/// (zip64, encryption, other methods) is refused by name.
+pub fn zip_members(
+    bytes: &[u8],
+    name: &str,
+    want: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let bad = |m: &str| Error::malformed(name, format!("not a zip archive bciops reads: {m}"));
+    let u16_at = |at: usize| -> Result<u16> {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .ok_or_else(|| bad("truncated"))
+    };
+    let u32_at = |at: usize| -> Result<u32> {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| bad("truncated"))
+    };
+    // End of central directory: the last `PK\x05\x06` (a comment may follow it).
+    let eocd = (0..bytes.len().saturating_sub(21))
+        .rev()
+        .find(|&i| bytes[i..].starts_with(b"PK\x05\x06"))
+        .ok_or_else(|| bad("no end of central directory"))?;
+    let count = u16_at(eocd + 10)? as usize;
+    let mut at = u32_at(eocd + 16)? as usize;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        if u32_at(at)? != 0x0201_4b50 {
+            return Err(bad("central directory entry expected"));
+        }
+        let method = u16_at(at + 10)?;
+        let flags = u16_at(at + 8)?;
+        let crc = u32_at(at + 16)?;
+        let compressed = u32_at(at + 20)? as usize;
+        let size = u32_at(at + 24)? as usize;
+        let (n, x, c) = (
+            u16_at(at + 28)? as usize,
+            u16_at(at + 30)? as usize,
+            u16_at(at + 32)? as usize,
+        );
+        let local = u32_at(at + 42)? as usize;
+        let member = bytes
+            .get(at + 46..at + 46 + n)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .ok_or_else(|| bad("truncated"))?;
+        at += 46 + n + x + c;
+        let file_name = member.rsplit('/').next().unwrap_or_default().to_owned();
+        if file_name.is_empty() || !want(&file_name) {
+            continue;
+        }
+        if flags & 1 != 0 {
+            return Err(bad(&format!("`{member}` is encrypted")));
+        }
+        if u32_at(local)? != 0x0403_4b50 {
+            return Err(bad(&format!("`{member}` has no local header")));
+        }
+        let data_at = local + 30 + u16_at(local + 26)? as usize + u16_at(local + 28)? as usize;
+        let raw = bytes
+            .get(data_at..data_at + compressed)
+            .ok_or_else(|| bad(&format!("`{member}` is truncated")))?;
+        let data = match method {
+            0 => raw.to_vec(),
+            8 => {
+                let mut out = Vec::with_capacity(size);
+                flate2::read::DeflateDecoder::new(raw)
+                    .take(size as u64 + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| bad(&format!("`{member}`: {e}")))?;
+                out
+            }
+            m => return Err(bad(&format!("`{member}` uses compression method {m}"))),
+        };
+        let mut check = flate2::Crc::new();
+        check.update(&data);
+        if data.len() != size || check.sum() != crc {
+            return Err(bad(&format!("`{member}` fails its size or CRC check")));
+        }
+        out.push((file_name, data));
+    }
+    Ok(out)
+}
+
+/// A stored (uncompressed) zip archive; for tests and fixtures.
+pub fn write_stored_zip(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in members {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let offset = out.len() as u32;
+        let header = |sig: u32, central: bool| {
+            let mut h = Vec::new();
+            h.extend_from_slice(&sig.to_le_bytes());
+            if central {
+                h.extend_from_slice(&20u16.to_le_bytes());
+            }
+            h.extend_from_slice(&20u16.to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes()); // flags
+            h.extend_from_slice(&0u16.to_le_bytes()); // stored
+            h.extend_from_slice(&0u32.to_le_bytes()); // time, date
+            h.extend_from_slice(&crc.sum().to_le_bytes());
+            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes());
+            if central {
+                h.extend_from_slice(&[0u8; 6]); // comment length, disk, internal attributes
+                h.extend_from_slice(&0u32.to_le_bytes());
+                h.extend_from_slice(&offset.to_le_bytes());
+            }
+            h.extend_from_slice(name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend_from_slice(data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let at = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06");
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&at.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zip_round_trip_and_refusals() {
+        let zip = write_stored_zip(&[("dir/A01T.gdf", b"abc"), ("readme.txt", b"x")]);
+        let got = zip_members(&zip, "z", |n| n.ends_with(".gdf")).unwrap();
+        assert_eq!(got, vec![("A01T.gdf".to_owned(), b"abc".to_vec())]);
+        for cut in 0..zip.len() {
+            let _ = zip_members(&zip[..cut], "z", |_| true);
+        }
+        let mut bad = zip.clone();
+        bad[30 + 12] ^= 1; // a byte of A01T.gdf's data
+        let e = zip_members(&bad, "z", |_| true).unwrap_err().to_string();
+        assert!(e.contains("CRC"), "{e}");
+    }
+
+    #[test]
+    fn plan_lays_out_folders() {
+        let plan = Plan {
+            dest: "d".into(),
+            gdf: true,
+            mat: true,
+            subjects: vec![1],
+            gdf_url: "http://h/g/".into(),
+            labels_url: "http://h/l".into(),
+            mat_url: "http://h/m".into(),
+        };
+        let items = items(&plan, &Manifest::default());
+        let urls: Vec<&str> = items.iter().map(|i| i.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "http://h/g/BCICIV_2a_gdf.zip",
+                "http://h/l/true_labels.zip",
+                "http://h/m/A01T.mat",
+                "http://h/m/A01E.mat"
+            ]
+        );
+        assert_eq!(items[2].dest, Path::new("d/bnci/A01T.mat"));
+        assert_eq!(host_of("http://127.0.0.1:9/x"), "127.0.0.1:9");
+    }
+}
