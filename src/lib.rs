@@ -12,8 +12,10 @@ pub mod fsutil;
 pub mod model;
 pub mod predict;
 pub mod preprocess;
+pub mod registry;
 pub mod signal;
 pub mod train;
+pub mod tracking;
 pub mod tune;
 
 pub use error::{Error, Result};
