@@ -111,8 +111,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Every file of a directory tree, relative path → bytes.
-pub fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+/// Every file of a directory tree, relative path → sha256 of its bytes (so a failed
+/// comparison prints digests, not megabytes).
+pub fn files(dir: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -122,7 +123,7 @@ pub fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
                 stack.push(p);
             } else {
                 let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
+                out.insert(rel, sha256_hex(&std::fs::read(&p).unwrap()));
             }
         }
     }
