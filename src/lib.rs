@@ -14,8 +14,8 @@ pub mod predict;
 pub mod preprocess;
 pub mod registry;
 pub mod signal;
-pub mod train;
 pub mod tracking;
+pub mod train;
 pub mod tune;
 
 pub use error::{Error, Result};

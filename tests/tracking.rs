@@ -25,23 +25,55 @@ fn local_store_records_preprocess_and_train_runs() {
     let model = tmp.path().join("model");
     ok(bciops_in(
         tmp.path(),
-        &["preprocess", "--input", s(&t.dir.join("raw")), "--out", s(&epochs), "--tracking-uri", s(&store)],
+        &[
+            "preprocess",
+            "--input",
+            s(&t.dir.join("raw")),
+            "--out",
+            s(&epochs),
+            "--tracking-uri",
+            s(&store),
+        ],
         &[],
     ));
     let done = ok(bciops_in(
         tmp.path(),
         &[
-            "train", "--data", s(&epochs), "--out", s(&model), "--eval", "cv:3", "--kernel", "linear",
-            "--seed", "7", "--tracking-uri", &format!("file://{}", store.display()),
-            "--experiment", "exp-a", "--run-id-out", "rid.txt",
+            "train",
+            "--data",
+            s(&epochs),
+            "--out",
+            s(&model),
+            "--eval",
+            "cv:3",
+            "--kernel",
+            "linear",
+            "--seed",
+            "7",
+            "--tracking-uri",
+            &format!("file://{}", store.display()),
+            "--experiment",
+            "exp-a",
+            "--run-id-out",
+            "rid.txt",
         ],
         &[],
     ));
     assert!(done.stderr.contains("recorded in"), "{}", done.stderr);
-    let rid = std::fs::read_to_string(tmp.path().join("rid.txt")).unwrap().trim().to_owned();
+    let rid = std::fs::read_to_string(tmp.path().join("rid.txt"))
+        .unwrap()
+        .trim()
+        .to_owned();
     assert_eq!(rid.len(), 32);
 
-    let list = json(&ok(bciops_in(tmp.path(), &["runs", "list", "--store", s(&store), "--json"], &[])).stdout);
+    let list = json(
+        &ok(bciops_in(
+            tmp.path(),
+            &["runs", "list", "--store", s(&store), "--json"],
+            &[],
+        ))
+        .stdout,
+    );
     let runs = list.as_array().unwrap();
     assert_eq!(runs.len(), 2);
     let train = runs.iter().find(|r| r["run_id"] == rid.as_str()).unwrap();
@@ -57,7 +89,10 @@ fn local_store_records_preprocess_and_train_runs() {
     // The filter design, as preprocess used it.
     assert_eq!(prep["params"]["filter.order"], "4");
     assert_eq!(prep["params"]["filter.band_low_hz"], "8");
-    assert!(prep["params"]["filter.sos"].as_str().unwrap().starts_with("[["));
+    assert!(prep["params"]["filter.sos"]
+        .as_str()
+        .unwrap()
+        .starts_with("[["));
     // Fold scores as steps 0..2.
     let steps: Vec<i64> = train["metrics"]
         .as_array()
@@ -73,24 +108,52 @@ fn local_store_records_preprocess_and_train_runs() {
     assert_eq!(train["tags"]["bciops.dataset_sha256"], sha);
     assert_eq!(prep["tags"]["bciops.dataset_sha256"], sha);
     assert_eq!(train["tags"]["bciops.version"], env!("CARGO_PKG_VERSION"));
-    assert!(train["tags"]["bciops.command"].as_str().unwrap().contains("train --data"));
+    assert!(train["tags"]["bciops.command"]
+        .as_str()
+        .unwrap()
+        .contains("train --data"));
     assert!(!train["tags"]["bciops.host"].as_str().unwrap().is_empty());
     // Artifacts: the model directory, metrics.json and report.html, byte for byte.
     let art = store.join("runs").join(&rid).join("artifacts");
     assert_eq!(files(&art.join("model")), files(&model));
-    assert_eq!(std::fs::read(art.join("metrics.json")).unwrap(), std::fs::read(model.join("metrics.json")).unwrap());
+    assert_eq!(
+        std::fs::read(art.join("metrics.json")).unwrap(),
+        std::fs::read(model.join("metrics.json")).unwrap()
+    );
     assert!(art.join("report.html").is_file());
 
-    let show = ok(bciops_in(tmp.path(), &["runs", "show", &rid[..8], "--store", s(&store)], &[])).stdout;
+    let show = ok(bciops_in(
+        tmp.path(),
+        &["runs", "show", &rid[..8], "--store", s(&store)],
+        &[],
+    ))
+    .stdout;
     assert!(show.contains("fold_accuracy [step 2]"), "{show}");
-    fails(bciops_in(tmp.path(), &["runs", "show", "ffffffff", "--store", s(&store)], &[]), 2, "no run `ffffffff`");
+    fails(
+        bciops_in(
+            tmp.path(),
+            &["runs", "show", "ffffffff", "--store", s(&store)],
+            &[],
+        ),
+        2,
+        "no run `ffffffff`",
+    );
 }
 
 #[test]
 fn default_store_is_local_and_no_track_records_nothing() {
     let t = trained();
     let tmp = tempfile::tempdir().unwrap();
-    let args = ["train", "--data", s(&t.epochs), "--out", "m", "--eval", "holdout:0.3", "--no-report"];
+    let args = [
+        "train",
+        "--data",
+        s(&t.epochs),
+        "--out",
+        "m",
+        "--eval",
+        "holdout:0.3",
+        "--no-report",
+    ];
     let mut no_track = args.to_vec();
     no_track.push("--no-track");
     ok(bciops_in(tmp.path(), &no_track, &[]));
@@ -101,7 +164,11 @@ fn default_store_is_local_and_no_track_records_nothing() {
     assert_eq!(runs.as_array().unwrap().len(), 1);
     // MLFLOW_TRACKING_URI as a path chooses the local store too.
     let other = tmp.path().join("other");
-    ok(bciops_in(tmp.path(), &args, &[("MLFLOW_TRACKING_URI", s(&other))]));
+    ok(bciops_in(
+        tmp.path(),
+        &args,
+        &[("MLFLOW_TRACKING_URI", s(&other))],
+    ));
     assert!(other.join("runs").is_dir());
 }
 
@@ -113,11 +180,31 @@ fn child_runs_name_their_parent() {
     let parent = "0123456789abcdef0123456789abcdef";
     ok(bciops_in(
         tmp.path(),
-        &["train", "--data", s(&t.epochs), "--out", "m", "--eval", "holdout:0.3", "--tracking-uri", &store,
-          "--parent-run", parent, "--run-name", "trial 3"],
+        &[
+            "train",
+            "--data",
+            s(&t.epochs),
+            "--out",
+            "m",
+            "--eval",
+            "holdout:0.3",
+            "--tracking-uri",
+            &store,
+            "--parent-run",
+            parent,
+            "--run-name",
+            "trial 3",
+        ],
         &[],
     ));
-    let runs = json(&ok(bciops_in(tmp.path(), &["runs", "list", "--store", &store, "--json"], &[])).stdout);
+    let runs = json(
+        &ok(bciops_in(
+            tmp.path(),
+            &["runs", "list", "--store", &store, "--json"],
+            &[],
+        ))
+        .stdout,
+    );
     assert_eq!(runs[0]["tags"]["mlflow.parentRunId"], parent);
     assert_eq!(runs[0]["name"], "trial 3");
 }
@@ -128,23 +215,54 @@ fn unreachable_server_journals_the_run_and_sync_replays_it() {
     let tmp = tempfile::tempdir().unwrap();
     let journal = tmp.path().join("journal");
     let dead = format!("http://127.0.0.1:{}", closed_port());
-    let env = [("BCIOPS_JOURNAL", s(&journal)), ("BCIOPS_MLFLOW_ATTEMPTS", "2")];
+    let env = [
+        ("BCIOPS_JOURNAL", s(&journal)),
+        ("BCIOPS_MLFLOW_ATTEMPTS", "2"),
+    ];
     let experiment = unique("journal");
     let done = ok(bciops_in(
         tmp.path(),
-        &["train", "--data", s(&t.epochs), "--out", "m", "--eval", "cv:3", "--tracking-uri", &dead,
-          "--experiment", &experiment],
+        &[
+            "train",
+            "--data",
+            s(&t.epochs),
+            "--out",
+            "m",
+            "--eval",
+            "cv:3",
+            "--tracking-uri",
+            &dead,
+            "--experiment",
+            &experiment,
+        ],
         &env,
     ));
-    assert!(done.stderr.contains("unreachable") && done.stderr.contains("bciops runs sync"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("unreachable") && done.stderr.contains("bciops runs sync"),
+        "{}",
+        done.stderr
+    );
     let entries: Vec<_> = std::fs::read_dir(&journal).unwrap().collect();
     assert_eq!(entries.len(), 1);
     // Still down: sync says so (exit 2) and keeps the run.
-    fails(bciops_in(tmp.path(), &["runs", "sync"], &env), 2, "cannot reach MLflow");
+    fails(
+        bciops_in(tmp.path(), &["runs", "sync"], &env),
+        2,
+        "cannot reach MLflow",
+    );
     assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 1);
 
-    let Some((uri, python)) = mlflow() else { return };
-    let synced = json(&ok(bciops_in(tmp.path(), &["runs", "sync", "--tracking-uri", &uri, "--json"], &env)).stdout);
+    let Some((uri, python)) = mlflow() else {
+        return;
+    };
+    let synced = json(
+        &ok(bciops_in(
+            tmp.path(),
+            &["runs", "sync", "--tracking-uri", &uri, "--json"],
+            &env,
+        ))
+        .stdout,
+    );
     let run_id = synced[0]["run_id"].as_str().unwrap().to_owned();
     let out = mlflow_python(
         &python,
@@ -162,7 +280,10 @@ print(sorted(m.step for m in hist), sorted(a.path for a in mlflow.MlflowClient()
 "#,
         &[&experiment, &run_id],
     );
-    assert_eq!(out.trim(), "[0, 1, 2] ['metrics.json', 'model', 'report.html']");
+    assert_eq!(
+        out.trim(),
+        "[0, 1, 2] ['metrics.json', 'model', 'report.html']"
+    );
     // Replayed runs leave the journal.
     let left: Vec<_> = std::fs::read_dir(&journal)
         .unwrap()
@@ -180,19 +301,42 @@ fn authentication_failure_exits_2_without_echoing_secrets() {
     let done = fails(
         bciops_in(
             tmp.path(),
-            &["train", "--data", s(&t.epochs), "--out", "m", "--tracking-uri", &server],
+            &[
+                "train",
+                "--data",
+                s(&t.epochs),
+                "--out",
+                "m",
+                "--tracking-uri",
+                &server,
+            ],
             &[("MLFLOW_TRACKING_TOKEN", "tok-sekrit-123")],
         ),
         2,
         "authentication failed",
     );
     assert!(!done.stderr.contains("sekrit"), "{}", done.stderr);
-    assert!(!tmp.path().join("m").exists(), "training must not start with broken tracking");
+    assert!(
+        !tmp.path().join("m").exists(),
+        "training must not start with broken tracking"
+    );
     // Credentials in the URL are not echoed either.
     let server = fixed_server(403, "", 4);
     let with_password = server.replace("http://", "http://alice:pw-sekrit-9@");
     let done = fails(
-        bciops_in(tmp.path(), &["compare-register", "--model", s(&t.model), "--name", "x", "--registry-uri", &with_password], &[]),
+        bciops_in(
+            tmp.path(),
+            &[
+                "compare-register",
+                "--model",
+                s(&t.model),
+                "--name",
+                "x",
+                "--registry-uri",
+                &with_password,
+            ],
+            &[],
+        ),
         2,
         "authentication failed",
     );
@@ -204,15 +348,26 @@ fn wrong_uris_are_clear_errors() {
     let t = trained();
     let tmp = tempfile::tempdir().unwrap();
     let args = |uri: &str| {
-        vec!["train".to_owned(), "--data".into(), s(&t.epochs).into(), "--out".into(), "m".into(),
-             "--tracking-uri".into(), uri.to_owned()]
+        vec![
+            "train".to_owned(),
+            "--data".into(),
+            s(&t.epochs).into(),
+            "--out".into(),
+            "m".into(),
+            "--tracking-uri".into(),
+            uri.to_owned(),
+        ]
     };
     let run = |uri: &str| {
         let a = args(uri);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         bciops_in(tmp.path(), &a, &[])
     };
-    fails(run("ftp://host/x"), 2, "unsupported tracking URI scheme `ftp`");
+    fails(
+        run("ftp://host/x"),
+        2,
+        "unsupported tracking URI scheme `ftp`",
+    );
     fails(run("http://"), 2, "is not a URL");
     // Something that answers, but not as MLflow does.
     let web = fixed_server(404, "<html>not here</html>", 4);
@@ -221,24 +376,62 @@ fn wrong_uris_are_clear_errors() {
 
 #[test]
 fn train_run_is_what_mlflow_sees() {
-    let Some((uri, python)) = mlflow() else { return };
+    let Some((uri, python)) = mlflow() else {
+        return;
+    };
     let t = trained();
     let tmp = tempfile::tempdir().unwrap();
     let experiment = unique("train");
     let epochs = tmp.path().join("epochs");
     let model = tmp.path().join("model");
-    let env = [("MLFLOW_TRACKING_URI", uri.as_str()), ("MLFLOW_EXPERIMENT_NAME", experiment.as_str())];
-    ok(bciops_in(tmp.path(), &["preprocess", "--input", s(&t.dir.join("raw")), "--out", s(&epochs)], &env));
+    let env = [
+        ("MLFLOW_TRACKING_URI", uri.as_str()),
+        ("MLFLOW_EXPERIMENT_NAME", experiment.as_str()),
+    ];
+    ok(bciops_in(
+        tmp.path(),
+        &[
+            "preprocess",
+            "--input",
+            s(&t.dir.join("raw")),
+            "--out",
+            s(&epochs),
+        ],
+        &env,
+    ));
     let start = std::time::Instant::now();
     let done = ok(bciops_in(
         tmp.path(),
-        &["train", "--data", s(&epochs), "--out", s(&model), "--eval", "cv:4", "--kernel", "linear",
-          "--seed", "11", "--run-id-out", "rid"],
+        &[
+            "train",
+            "--data",
+            s(&epochs),
+            "--out",
+            s(&model),
+            "--eval",
+            "cv:4",
+            "--kernel",
+            "linear",
+            "--seed",
+            "11",
+            "--run-id-out",
+            "rid",
+        ],
         &env,
     ));
-    eprintln!("train with MLflow tracking: {:.2} s", start.elapsed().as_secs_f64());
-    assert!(done.stderr.contains(&format!("recorded at {uri}")), "{}", done.stderr);
-    let rid = std::fs::read_to_string(tmp.path().join("rid")).unwrap().trim().to_owned();
+    eprintln!(
+        "train with MLflow tracking: {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(
+        done.stderr.contains(&format!("recorded at {uri}")),
+        "{}",
+        done.stderr
+    );
+    let rid = std::fs::read_to_string(tmp.path().join("rid"))
+        .unwrap()
+        .trim()
+        .to_owned();
     let dl = tmp.path().join("downloaded");
     let out = mlflow_python(
         &python,
@@ -282,11 +475,16 @@ print(json.dumps({
         .map(|f| (f["fold"].as_i64().unwrap(), f["accuracy"].as_f64().unwrap()))
         .collect();
     assert_eq!(folds, expected);
-    let sha = json(&std::fs::read_to_string(model.join("model.json")).unwrap())["dataset"]["sha256"].clone();
+    let sha = json(&std::fs::read_to_string(model.join("model.json")).unwrap())["dataset"]
+        ["sha256"]
+        .clone();
     assert_eq!(seen["tags"]["bciops.dataset_sha256"], sha);
     assert_eq!(seen["prep_tags"]["bciops.dataset_sha256"], sha);
     assert_eq!(seen["prep_params"]["filter.order"], "4");
-    assert_eq!(seen["artifacts"], serde_json::json!(["metrics.json", "model", "report.html"]));
+    assert_eq!(
+        seen["artifacts"],
+        serde_json::json!(["metrics.json", "model", "report.html"])
+    );
     // download_artifacts returns the model directory byte for byte.
     assert_eq!(files(&dl.join("model")), files(&model));
 }

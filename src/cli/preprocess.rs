@@ -122,7 +122,11 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
 }
 
 /// Every setting of the step, as run parameters.
-fn run_params(input: &[PathBuf], out: &Path, config: &PreprocessConfig) -> BTreeMap<String, String> {
+fn run_params(
+    input: &[PathBuf],
+    out: &Path,
+    config: &PreprocessConfig,
+) -> BTreeMap<String, String> {
     let mut p = BTreeMap::new();
     let list = |v: &[PathBuf]| {
         v.iter()
@@ -140,7 +144,10 @@ fn run_params(input: &[PathBuf], out: &Path, config: &PreprocessConfig) -> BTree
     );
     p.insert(
         "sessions".into(),
-        config.sessions.as_ref().map_or("all".into(), |s| s.join(",")),
+        config
+            .sessions
+            .as_ref()
+            .map_or("all".into(), |s| s.join(",")),
     );
     p.insert("classes".into(), config.epochs.classes.join(","));
     p.insert("filter.band_low_hz".into(), config.band.0.to_string());
@@ -159,7 +166,10 @@ fn run_params(input: &[PathBuf], out: &Path, config: &PreprocessConfig) -> BTree
     p.insert("window.tmax_s".into(), config.epochs.tmax.to_string());
     p.insert(
         "channels".into(),
-        config.channels.as_ref().map_or("eeg".into(), |c| c.join(",")),
+        config
+            .channels
+            .as_ref()
+            .map_or("eeg".into(), |c| c.join(",")),
     );
     p.insert(
         "events".into(),
@@ -171,7 +181,10 @@ fn run_params(input: &[PathBuf], out: &Path, config: &PreprocessConfig) -> BTree
             .collect::<Vec<_>>()
             .join(","),
     );
-    p.insert("keep_rejected".into(), config.epochs.keep_rejected.to_string());
+    p.insert(
+        "keep_rejected".into(),
+        config.epochs.keep_rejected.to_string(),
+    );
     p.insert("labels".into(), list(&config.labels_dirs));
     p
 }

@@ -8,13 +8,18 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::tracking::{self, Finished, Run, RunSpec, RunStatus, TrackingConfig, Tracker};
+use crate::tracking::{self, Finished, Run, RunSpec, RunStatus, Tracker, TrackingConfig};
 
 #[derive(Debug, Clone, Args)]
 pub struct TrackArgs {
     /// Where the run is recorded: `http(s)://…` (an MLflow server), or a directory or
     /// `file://…` (the embedded store). Default: `./bciops-store`.
-    #[arg(long, env = "MLFLOW_TRACKING_URI", hide_env_values = true, value_name = "URI")]
+    #[arg(
+        long,
+        env = "MLFLOW_TRACKING_URI",
+        hide_env_values = true,
+        value_name = "URI"
+    )]
     pub tracking_uri: Option<String>,
     /// Experiment the run belongs to.
     #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", default_value = tracking::DEFAULT_EXPERIMENT)]
@@ -28,8 +33,8 @@ pub struct TrackArgs {
     /// Write the run's id to FILE (bare text, for pipeline steps).
     #[arg(long, value_name = "FILE")]
     pub run_id_out: Option<PathBuf>,
-    /// Record no run at all.
-    #[arg(long)]
+    /// Record no run at all (also `BCIOPS_NO_TRACK=true`).
+    #[arg(long, env = "BCIOPS_NO_TRACK", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_track: bool,
 }
 
@@ -38,9 +43,14 @@ impl TrackArgs {
         TrackingConfig::resolve(self.tracking_uri.as_deref(), self.no_track)
     }
 
-    /// Opens the backend and starts a run named after the subcommand, with the standard tags.
-    pub fn start(&self, command: &str) -> Result<Run, Error> {
-        let tracker: Tracker = tracking::open(&self.config()?)?;
+    /// The backend these flags name (a sweep keeps it to start its trials' child runs).
+    pub fn open(&self) -> Result<Tracker, Error> {
+        tracking::open(&self.config()?)
+    }
+
+    /// The run these flags describe for a subcommand: experiment, name (default: the
+    /// subcommand), parent, and the standard tags plus `bciops.step`.
+    pub fn spec(&self, command: &str) -> RunSpec {
         let mut spec = RunSpec::new(
             self.experiment.clone(),
             self.run_name.clone().unwrap_or_else(|| command.to_owned()),
@@ -48,7 +58,12 @@ impl TrackArgs {
         spec.parent = self.parent_run.clone();
         spec.tags = tracking::standard_tags();
         spec.tags.insert("bciops.step".into(), command.to_owned());
-        tracker.start_run(spec)
+        spec
+    }
+
+    /// Opens the backend and starts the subcommand's run.
+    pub fn start(&self, command: &str) -> Result<Run, Error> {
+        self.open()?.start_run(self.spec(command))
     }
 
     /// Finishes the run, says where it went on stderr, and writes `--run-id-out`.
@@ -84,7 +99,11 @@ pub fn dataset_sha256(dir: &Path) -> Result<String, Error> {
         let mut file = std::fs::File::open(&path).map_err(|e| Error::io("read", &path, e))?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io("read", &path, e))?;
-        let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let digest: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         lines.push_str(&format!("{digest}  {name}\n"));
     }
     Ok(crate::fsutil::sha256_hex(lines.as_bytes()))

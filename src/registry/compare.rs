@@ -85,8 +85,8 @@ pub fn read_metric(model_dir: &Path, metric: &str) -> Result<f64> {
         }
         Err(e) => return Err(Error::io("read", &path, e)),
     };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::malformed(&path, format!("not JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::malformed(&path, format!("not JSON: {e}")))?;
     v.get(metric)
         .and_then(serde_json::Value::as_f64)
         .filter(|x| x.is_finite())
@@ -99,7 +99,11 @@ fn metric_tag(metric: &str) -> String {
 
 /// The champion's metric: its tag, else its files' `metrics.json`.
 fn champion_metric(registry: &Registry, v: &Version, metric: &str) -> Result<f64> {
-    if let Some(x) = v.tags.get(&metric_tag(metric)).and_then(|s| s.parse::<f64>().ok()) {
+    if let Some(x) = v
+        .tags
+        .get(&metric_tag(metric))
+        .and_then(|s| s.parse::<f64>().ok())
+    {
         return Ok(x);
     }
     let tmp = tempdir()?;
@@ -115,12 +119,17 @@ fn champion_metric(registry: &Registry, v: &Version, metric: &str) -> Result<f64
 }
 
 fn tempdir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("bciops-champion-{}", crate::tracking::new_run_id()));
+    let dir =
+        std::env::temp_dir().join(format!("bciops-champion-{}", crate::tracking::new_run_id()));
     Ok(dir)
 }
 
 /// Compares, registers and promotes (see the module docs).
-pub fn compare_register(registry: &Registry, model_dir: &Path, opts: &CompareOptions) -> Result<Decision> {
+pub fn compare_register(
+    registry: &Registry,
+    model_dir: &Path,
+    opts: &CompareOptions,
+) -> Result<Decision> {
     if !opts.min_delta.is_finite() {
         return Err(Error::Invalid(format!(
             "`{}` is not a finite --min-delta",
@@ -128,7 +137,9 @@ pub fn compare_register(registry: &Registry, model_dir: &Path, opts: &CompareOpt
         )));
     }
     if opts.name.trim().is_empty() || opts.alias.trim().is_empty() {
-        return Err(Error::Invalid("the model name and alias must not be empty".into()));
+        return Err(Error::Invalid(
+            "the model name and alias must not be empty".into(),
+        ));
     }
     let candidate = read_metric(model_dir, &opts.metric)?;
     // Only verified models are registered: a changed file or a foreign directory is refused.
@@ -177,7 +188,9 @@ pub fn compare_register(registry: &Registry, model_dir: &Path, opts: &CompareOpt
     tags.insert("bciops.min_delta".into(), opts.min_delta.to_string());
     tags.insert(
         "bciops.replaced_version".into(),
-        champion.as_ref().map_or("none".into(), |v| v.version.to_string()),
+        champion
+            .as_ref()
+            .map_or("none".into(), |v| v.version.to_string()),
     );
     tags.insert(
         "bciops.replaced_metric".into(),
@@ -204,7 +217,12 @@ pub fn compare_register(registry: &Registry, model_dir: &Path, opts: &CompareOpt
         };
         if let Some(old) = &champion {
             // Best effort: the promotion itself is already recorded on the new version.
-            let _ = registry.set_version_tag(&opts.name, old.version, "bciops.replaced_by", &mine.to_string());
+            let _ = registry.set_version_tag(
+                &opts.name,
+                old.version,
+                "bciops.replaced_by",
+                &mine.to_string(),
+            );
             let _ = registry.set_version_tag(&opts.name, old.version, "bciops.replaced_at", &now);
         }
     } else {

@@ -68,7 +68,7 @@ impl LocalRegistry {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
-        file.lock().map_err(|e| Error::io("lock", &path, e))?;
+        lock_exclusive(&file).map_err(|e| Error::io("lock", &path, e))?;
         Ok(RegistryLock { _file: file })
     }
 
@@ -77,7 +77,9 @@ impl LocalRegistry {
     }
 
     fn version_dir(&self, name: &str, version: u64) -> PathBuf {
-        self.model_dir(name).join("versions").join(version.to_string())
+        self.model_dir(name)
+            .join("versions")
+            .join(version.to_string())
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -105,7 +107,12 @@ impl LocalRegistry {
         Error::Invalid(format!("registered model `{name}` does not exist"))
     }
 
-    fn read_version(&self, name: &str, version: u64, aliases: &BTreeMap<String, u64>) -> Result<Version> {
+    fn read_version(
+        &self,
+        name: &str,
+        version: u64,
+        aliases: &BTreeMap<String, u64>,
+    ) -> Result<Version> {
         let path = self.version_dir(name, version).join("version.json");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -272,9 +279,23 @@ impl LocalRegistry {
     }
 
     pub fn download(&self, version: &Version, dest: &Path) -> Result<()> {
-        let files = self.version_dir(&version.name, version.version).join("files");
+        let files = self
+            .version_dir(&version.name, version.version)
+            .join("files");
         copy_into(&files, dest).map(|_| ())
     }
+}
+
+/// Blocks until this process holds an exclusive flock(2) on `file`; closing it releases it.
+#[cfg(unix)]
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive).map_err(std::io::Error::from)
+}
+
+/// Elsewhere the registry is not locked (bciops ships for Linux; see the README).
+#[cfg(not(unix))]
+fn lock_exclusive(_file: &File) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// A directory name for any model name: unreserved characters pass, others are %XX.
@@ -309,7 +330,9 @@ mod tests {
         std::fs::write(model.join("a.txt"), b"x").unwrap();
         let reg = LocalRegistry::new(&tmp.path().join("store"));
         assert!(reg.alias_version("m", "champion").unwrap().is_none());
-        let v1 = reg.register("m", &model, Some("abc"), &BTreeMap::new()).unwrap();
+        let v1 = reg
+            .register("m", &model, Some("abc"), &BTreeMap::new())
+            .unwrap();
         let v2 = reg.register("m", &model, None, &BTreeMap::new()).unwrap();
         assert_eq!((v1.version, v2.version), (1, 2));
         assert_eq!(v1.source, "runs:/abc/model");
@@ -318,7 +341,11 @@ mod tests {
         let c = reg.alias_version("m", "champion").unwrap().unwrap();
         assert_eq!((c.version, c.tags["k"].as_str()), (2, "v"));
         assert_eq!(c.aliases, vec!["champion".to_owned()]);
-        assert!(reg.set_alias("m", "champion", 9).unwrap_err().to_string().contains("no version 9"));
+        assert!(reg
+            .set_alias("m", "champion", 9)
+            .unwrap_err()
+            .to_string()
+            .contains("no version 9"));
         let out = tmp.path().join("out");
         reg.download(&c, &out).unwrap();
         assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"x");

@@ -81,9 +81,15 @@ impl MlflowRegistry {
                 let exp = self.client.experiment_id(&experiment)?;
                 let mut run_tags = standard_tags();
                 run_tags.insert("mlflow.runName".into(), format!("register {name}"));
-                let run = self.client.create_run(&exp, &format!("register {name}"), now_ms(), &run_tags)?;
+                let run = self.client.create_run(
+                    &exp,
+                    &format!("register {name}"),
+                    now_ms(),
+                    &run_tags,
+                )?;
                 self.client.upload(&run.artifact_uri, model_dir, "model")?;
-                self.client.set_status(&run.run_id, RunStatus::Finished, now_ms())?;
+                self.client
+                    .set_status(&run.run_id, RunStatus::Finished, now_ms())?;
                 run
             }
         };

@@ -39,7 +39,10 @@ impl RegistryConfig {
     /// `registry_uri` (`--registry-uri`) wins, then `MLFLOW_REGISTRY_URI`, then the tracking
     /// URI (`tracking_uri`, i.e. `--tracking-uri`, then `MLFLOW_TRACKING_URI`), then the
     /// embedded store `./bciops-store`.
-    pub fn resolve(registry_uri: Option<&str>, tracking_uri: Option<&str>) -> Result<RegistryConfig> {
+    pub fn resolve(
+        registry_uri: Option<&str>,
+        tracking_uri: Option<&str>,
+    ) -> Result<RegistryConfig> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let uri = registry_uri
             .map(str::to_owned)
@@ -56,9 +59,9 @@ impl RegistryConfig {
     pub fn open(&self) -> Result<Registry> {
         Ok(match &self.backend {
             Backend::Local(dir) => Registry::Local(local::LocalRegistry::new(dir)),
-            Backend::Mlflow(e) => Registry::Mlflow(mlflow::MlflowRegistry::new(
-                MlflowClient::new(e.clone())?,
-            )),
+            Backend::Mlflow(e) => {
+                Registry::Mlflow(mlflow::MlflowRegistry::new(MlflowClient::new(e.clone())?))
+            }
         })
     }
 
@@ -270,7 +273,11 @@ pub fn resolve(reference: &str, registry: &RegistryConfig) -> Result<(String, u6
 
 /// Fetches the model a reference points to into `dest` and verifies it (checksums, format).
 /// `dest` is replaced only once the download is complete and verified.
-pub fn fetch_model(reference: &str, registry: &RegistryConfig, dest: &Path) -> Result<FetchedModel> {
+pub fn fetch_model(
+    reference: &str,
+    registry: &RegistryConfig,
+    dest: &Path,
+) -> Result<FetchedModel> {
     let parsed: ModelRef = reference.parse()?;
     let reg = registry.open()?;
     let v = reg.resolve(&parsed)?;
@@ -320,7 +327,13 @@ mod tests {
                 selector: Selector::Version(3)
             }
         );
-        for bad in ["bci@champion", "models:/bci", "models:/bci/0", "models:/@x", "models:/x/y"] {
+        for bad in [
+            "bci@champion",
+            "models:/bci",
+            "models:/bci/0",
+            "models:/@x",
+            "models:/x/y",
+        ] {
             let e = bad.parse::<ModelRef>().unwrap_err().to_string();
             assert!(e.contains(&format!("`{bad}`")), "{e}");
         }

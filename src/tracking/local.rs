@@ -50,7 +50,11 @@ impl LocalStore {
     }
 
     /// Copies the artifacts in and writes the finished record; returns the run's directory.
-    pub fn finish(&self, record: &mut RunRecord, artifacts: &[(PathBuf, String)]) -> Result<PathBuf> {
+    pub fn finish(
+        &self,
+        record: &mut RunRecord,
+        artifacts: &[(PathBuf, String)],
+    ) -> Result<PathBuf> {
         let dir = self.run_dir(&record.run_id);
         let root = dir.join("artifacts");
         for (local, dest) in artifacts {
@@ -116,12 +120,17 @@ impl LocalStore {
                 out.push(read_record(&path)?);
             }
         }
-        out.sort_by(|a, b| b.start_time.cmp(&a.start_time).then(a.run_id.cmp(&b.run_id)));
+        out.sort_by(|a, b| {
+            b.start_time
+                .cmp(&a.start_time)
+                .then(a.run_id.cmp(&b.run_id))
+        });
         Ok(out)
     }
 }
 
 pub(crate) fn read_record(path: &Path) -> Result<RunRecord> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::malformed(path, format!("not a run record: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| Error::malformed(path, format!("not a run record: {e}")))
 }

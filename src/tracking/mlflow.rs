@@ -215,7 +215,6 @@ pub struct MlflowClient {
     backoff: Duration,
 }
 
-
 impl MlflowClient {
     /// A client with timeouts (connect 5 s, whole call 120 s) and 4 attempts per call
     /// (backoff 0.25, 0.5, 1 s). `BCIOPS_MLFLOW_ATTEMPTS` overrides the attempts.
@@ -289,8 +288,8 @@ impl MlflowClient {
                     let code = body["error_code"].as_str().unwrap_or("").to_owned();
                     let mut message = body["message"].as_str().unwrap_or("").to_owned();
                     if code.is_empty() && message.is_empty() {
-                        message = "the answer is not MLflow's: is this an MLflow server URL?"
-                            .to_owned();
+                        message =
+                            "the answer is not MLflow's: is this an MLflow server URL?".to_owned();
                     }
                     return Err(MlflowError::Api {
                         base,
@@ -477,8 +476,8 @@ impl MlflowClient {
         collect_files(local, dest, &mut files).map_err(MlflowError::Local)?;
         for (path, rel) in &files {
             let url = self.artifact_url(&format!("{root}/{rel}"));
-            let bytes = std::fs::read(path)
-                .map_err(|e| MlflowError::Local(Error::io("read", path, e)))?;
+            let bytes =
+                std::fs::read(path).map_err(|e| MlflowError::Local(Error::io("read", path, e)))?;
             self.send("artifact upload", &|| {
                 Ok(self.http.request(Method::PUT, &url).body(bytes.clone()))
             })?;
@@ -678,7 +677,12 @@ impl MlflowClient {
                 q.push(("page_token", t.clone()));
             }
             let v = self.get("registered-models/search", &q)?;
-            out.extend(v["registered_models"].as_array().cloned().unwrap_or_default());
+            out.extend(
+                v["registered_models"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             match v["next_page_token"].as_str() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
                 _ => return Ok(out),

@@ -250,10 +250,19 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     Off,
-    Local { dir: PathBuf },
-    Mlflow { base: String, experiment_id: String },
+    Local {
+        dir: PathBuf,
+    },
+    Mlflow {
+        base: String,
+        experiment_id: String,
+    },
     /// The server was unreachable: the run waits in the journal for `bciops runs sync`.
-    Journal { dir: PathBuf, server: String, cause: String },
+    Journal {
+        dir: PathBuf,
+        server: String,
+        cause: String,
+    },
 }
 
 /// A finished run: its id and where it went.
@@ -621,7 +630,9 @@ mod tests {
             Backend::parse("http://127.0.0.1:5000").unwrap(),
             Backend::Mlflow(_)
         ));
-        let e = Backend::parse("s3://u:pw@bucket/x").unwrap_err().to_string();
+        let e = Backend::parse("s3://u:pw@bucket/x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`s3`") && !e.contains("pw"), "{e}");
         assert!(Backend::parse(" ").is_err());
     }

@@ -24,6 +24,7 @@ pub fn bciops_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Done {
         "MLFLOW_TRACKING_USERNAME",
         "MLFLOW_TRACKING_PASSWORD",
         "BCIOPS_JOURNAL",
+        "BCIOPS_NO_TRACK",
     ] {
         cmd.env_remove(k);
     }
@@ -40,14 +41,22 @@ pub fn bciops_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Done {
 
 /// Asserts success and returns the run.
 pub fn ok(done: Done) -> Done {
-    assert_eq!(done.code, 0, "stderr:\n{}\nstdout:\n{}", done.stderr, done.stdout);
+    assert_eq!(
+        done.code, 0,
+        "stderr:\n{}\nstdout:\n{}",
+        done.stderr, done.stdout
+    );
     done
 }
 
 /// Asserts the exit code and a one-line `error:` holding `needle`.
 pub fn fails(done: Done, code: i32, needle: &str) -> Done {
     assert_eq!(done.code, code, "stderr:\n{}", done.stderr);
-    assert!(done.stderr.contains(needle), "`{needle}` not in stderr:\n{}", done.stderr);
+    assert!(
+        done.stderr.contains(needle),
+        "`{needle}` not in stderr:\n{}",
+        done.stderr
+    );
     assert!(done.stderr.contains("error: "), "{}", done.stderr);
     assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
     done
@@ -68,11 +77,38 @@ pub fn trained() -> &'static Trained {
         let epochs = dir.join("epochs");
         let model = dir.join("model");
         let s = |p: &Path| p.to_str().unwrap().to_owned();
-        bciops(["synth", "--out", &s(&raw), "--subjects", "1", "--trials-per-class", "24", "--runs", "2"]).success();
-        bciops(["preprocess", "--input", &s(&raw), "--out", &s(&epochs), "--no-track"]).success();
         bciops([
-            "train", "--data", &s(&epochs), "--out", &s(&model), "--eval", "cv:3", "--kernel",
-            "linear", "--no-track",
+            "synth",
+            "--out",
+            &s(&raw),
+            "--subjects",
+            "1",
+            "--trials-per-class",
+            "24",
+            "--runs",
+            "2",
+        ])
+        .success();
+        bciops([
+            "preprocess",
+            "--input",
+            &s(&raw),
+            "--out",
+            &s(&epochs),
+            "--no-track",
+        ])
+        .success();
+        bciops([
+            "train",
+            "--data",
+            &s(&epochs),
+            "--out",
+            &s(&model),
+            "--eval",
+            "cv:3",
+            "--kernel",
+            "linear",
+            "--no-track",
         ])
         .success();
         Trained { dir, epochs, model }
@@ -87,7 +123,8 @@ pub fn variant(src: &Path, dst: &Path, accuracy: f64) {
         std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
     }
     let path = dst.join("metrics.json");
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     m["accuracy"] = serde_json::json!(accuracy);
     let text = serde_json::to_string_pretty(&m).unwrap();
     std::fs::write(&path, &text).unwrap();
@@ -108,7 +145,10 @@ pub fn variant(src: &Path, dst: &Path, accuracy: f64) {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Every file of a directory tree, relative path → sha256 of its bytes (so a failed
@@ -133,7 +173,10 @@ pub fn files(dir: &Path) -> std::collections::BTreeMap<String, String> {
 /// The MLflow server started by scripts/services/20-mlflow.sh and a Python with its client.
 /// Unset: None with a message, except under CI, where it is a failure.
 pub fn mlflow() -> Option<(String, PathBuf)> {
-    match (std::env::var("BCIOPS_MLFLOW_URI"), std::env::var_os("BCIOPS_MLFLOW_PYTHON")) {
+    match (
+        std::env::var("BCIOPS_MLFLOW_URI"),
+        std::env::var_os("BCIOPS_MLFLOW_PYTHON"),
+    ) {
         (Ok(uri), Some(py)) => Some((uri, PathBuf::from(py))),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("BCIOPS_MLFLOW_URI is not set under CI: run the tests through scripts/test.sh")
