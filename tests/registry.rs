@@ -537,6 +537,7 @@ fn concurrent_compare_register_on_mlflow_settles_on_the_best() {
                     "--json",
                 ])
                 .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
@@ -544,7 +545,11 @@ fn concurrent_compare_register_on_mlflow_settles_on_the_best() {
     let mut decisions = Vec::new();
     for child in spawned {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         decisions.push(json(&String::from_utf8_lossy(&out.stdout)));
     }
     for n in [name.clone(), format!("{name}-2")] {

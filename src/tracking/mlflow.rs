@@ -630,12 +630,25 @@ impl MlflowClient {
         }
     }
 
+    /// Points `alias` at `version`. Two concurrent first settings of an alias make MLflow's
+    /// SQL store fail one of them on its unique key (HTTP 400, `IntegrityError`); setting an
+    /// alias is idempotent, so that answer is retried.
     pub fn set_alias(&self, name: &str, alias: &str, version: u64) -> MResult<()> {
-        self.post(
-            "registered-models/alias",
-            &json!({"name": name, "alias": alias, "version": version.to_string()}),
-        )?;
-        Ok(())
+        let body = json!({"name": name, "alias": alias, "version": version.to_string()});
+        let mut tries = 0;
+        loop {
+            match self.post("registered-models/alias", &body) {
+                Ok(_) => return Ok(()),
+                Err(MlflowError::Api { ref message, .. })
+                    if tries < 4
+                        && (message.contains("IntegrityError") || message.contains("UNIQUE")) =>
+                {
+                    tries += 1;
+                    std::thread::sleep(self.backoff * tries);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> MResult<()> {
