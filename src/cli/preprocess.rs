@@ -212,7 +212,10 @@ fn record(run: &mut crate::tracking::Run, s: &Summary, out: &Path) -> Result<()>
         }
         run.log_artifact(&meta_path, "");
     }
-    run.set_tag("bciops.dataset_sha256", track::dataset_sha256(out)?);
+    // An output that is not a local directory (an object-store URI) has no digest here.
+    if let Ok(sha) = track::dataset_sha256(out) {
+        run.set_tag("bciops.dataset_sha256", sha);
+    }
     Ok(())
 }
 

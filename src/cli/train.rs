@@ -210,6 +210,10 @@ fn record(run: &mut crate::tracking::Run, m: &Metrics, out: &std::path::Path) {
             }
         }
     }
+    // Only local files can be logged (an output given as an object-store URI is skipped).
+    if !out.is_dir() {
+        return;
+    }
     run.log_artifact(out, "model");
     run.log_artifact(out.join("metrics.json"), "");
     if out.join("report.html").is_file() {
