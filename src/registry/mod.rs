@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::tracking::mlflow::{Endpoint, MlflowClient};
+use crate::tracking::mlflow::MlflowClient;
 use crate::tracking::{Backend, DEFAULT_STORE};
 
 /// The default alias `compare-register` moves and the server follows.
@@ -297,14 +297,6 @@ pub fn fetch_model(
         version: v.version,
         dir: dest.to_owned(),
     })
-}
-
-/// Endpoint of an MLflow registry config (for callers that need the URL).
-pub fn endpoint(config: &RegistryConfig) -> Option<&Endpoint> {
-    match &config.backend {
-        Backend::Mlflow(e) => Some(e),
-        Backend::Local(_) => None,
-    }
 }
 
 #[cfg(test)]

@@ -617,6 +617,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn trackers_are_shared_across_threads_and_runs_move() {
+        // A sweep starts its trials' child runs from worker threads.
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Tracker>();
+        send::<Run>();
+    }
+
+    #[test]
     fn uris_choose_the_backend() {
         assert_eq!(
             Backend::parse("file:///tmp/s").unwrap(),
