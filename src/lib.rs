@@ -13,8 +13,10 @@ pub mod fsutil;
 pub mod model;
 pub mod predict;
 pub mod preprocess;
+pub mod registry;
 pub mod signal;
 pub mod storage;
+pub mod tracking;
 pub mod train;
 pub mod tune;
 

@@ -4,11 +4,15 @@
 //! prints. Data and JSON go to stdout; progress, summaries and errors go to stderr.
 
 mod args;
+pub mod compare_register;
 pub mod data;
+pub mod models;
 pub mod predict;
 pub mod preprocess;
 mod progress;
+pub mod runs;
 pub mod synth;
+pub mod track;
 pub mod train;
 pub mod tune;
 
@@ -59,6 +63,15 @@ pub enum Command {
     /// Get data sets: `bciops data download` fetches the real BCI IV 2a files.
     #[command(after_help = AFTER_HELP)]
     Data(data::DataArgs),
+    /// Register a trained model and move an alias to it only if it beats the champion.
+    #[command(after_help = AFTER_HELP)]
+    CompareRegister(compare_register::CompareRegisterArgs),
+    /// List, show and sync recorded runs (the embedded store and the journal).
+    #[command(after_help = AFTER_HELP)]
+    Runs(runs::RunsArgs),
+    /// List registered models; resolve or fetch one by `models:/NAME@ALIAS` or `/VERSION`.
+    #[command(after_help = AFTER_HELP)]
+    Models(models::ModelsArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -85,6 +98,9 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args, global),
         Command::Tune(args) => tune::run(args, global),
         Command::Data(args) => data::run(args, global),
+        Command::CompareRegister(args) => compare_register::run(args, global),
+        Command::Runs(args) => runs::run(args, global),
+        Command::Models(args) => models::run(args, global),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::SUCCESS as u8),

@@ -1,11 +1,12 @@
 //! `bciops preprocess`: recordings → band-pass → trials → epochs dataset.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
 
-use super::{args, progress, Global};
+use super::{args, progress, track, Global};
 use crate::preprocess::{self, PreprocessConfig, Summary};
 use crate::signal::epochs::{default_event_map, EpochSpec};
 use crate::signal::filter::FilterMode;
@@ -73,6 +74,8 @@ pub struct PreprocessArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub track: track::TrackArgs,
 }
 
 pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
@@ -131,6 +134,8 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
         source.name = origin(&source.path);
         source.labels_name = source.labels.as_deref().map(origin);
     }
+    let mut run = args.track.start("preprocess")?;
+    run.log_params(&run_params(&args.input, &args.out, &config));
     let out = OutputDir::new(&args.out)?;
     let bar = progress::bar(global, sources.len() as u64, "recordings");
     let mut summary = preprocess::run(&sources, &config, out.path(), &mut |source, _| {
@@ -138,11 +143,122 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
+    // The run logs its artifacts from the local copy when it finishes, so it finishes before
+    // a remote output's scratch directory is published and removed.
+    if !run.is_off() {
+        record(&mut run, &summary, out.path())?;
+    }
+    args.track.finish(run)?;
     out.publish()?;
     summary.out = args.out.to_string();
     print_summary(&summary);
     if args.json {
         super::emit(&serde_json::to_string_pretty(&summary)?)?;
+    }
+    Ok(())
+}
+
+/// Every setting of the step, as run parameters.
+fn run_params(
+    input: &[Location],
+    out: &Location,
+    config: &PreprocessConfig,
+) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::new();
+    let list = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    p.insert(
+        "input".into(),
+        input
+            .iter()
+            .map(Location::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    p.insert("out".into(), out.to_string());
+    p.insert(
+        "subjects".into(),
+        config.subjects.as_ref().map_or("all".into(), |s| {
+            s.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+        }),
+    );
+    p.insert(
+        "sessions".into(),
+        config
+            .sessions
+            .as_ref()
+            .map_or("all".into(), |s| s.join(",")),
+    );
+    p.insert("classes".into(), config.epochs.classes.join(","));
+    p.insert("filter.band_low_hz".into(), config.band.0.to_string());
+    p.insert("filter.band_high_hz".into(), config.band.1.to_string());
+    p.insert("filter.order".into(), config.order.to_string());
+    p.insert(
+        "filter.mode".into(),
+        match config.mode {
+            FilterMode::Causal => "causal",
+            _ => "zero-phase",
+        }
+        .into(),
+    );
+    p.insert("filter.per_trial".into(), config.per_trial.to_string());
+    p.insert("window.tmin_s".into(), config.epochs.tmin.to_string());
+    p.insert("window.tmax_s".into(), config.epochs.tmax.to_string());
+    p.insert(
+        "channels".into(),
+        config
+            .channels
+            .as_ref()
+            .map_or("eeg".into(), |c| c.join(",")),
+    );
+    p.insert(
+        "events".into(),
+        config
+            .epochs
+            .events
+            .iter()
+            .map(|(c, n)| format!("{c}={n}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    p.insert(
+        "keep_rejected".into(),
+        config.epochs.keep_rejected.to_string(),
+    );
+    p.insert("labels".into(), list(&config.labels_dirs));
+    p
+}
+
+/// The outcome of the step: counts as metrics, the filter design actually used (from
+/// meta.json) as parameters, the dataset digest as a tag, meta.json as an artifact.
+fn record(run: &mut crate::tracking::Run, s: &Summary, out: &Path) -> Result<()> {
+    run.log_metric("trials", s.trials as f64, 0);
+    run.log_metric("channels", s.channels as f64, 0);
+    run.log_metric("samples", s.samples as f64, 0);
+    run.log_metric("rate_hz", s.rate, 0);
+    run.log_metric("gap_samples", s.gap_samples as f64, 0);
+    for (why, n) in &s.dropped {
+        run.log_metric(format!("dropped.{}", why.replace(' ', "_")), *n as f64, 0);
+    }
+    let meta_path = out.join("meta.json");
+    if let Ok(text) = std::fs::read_to_string(&meta_path) {
+        if let Ok(meta) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Some(sos) = meta.pointer("/filter/sos") {
+                run.log_param("filter.sos", sos.to_string());
+            }
+            if let Some(w) = meta.pointer("/window/samples") {
+                run.log_param("window.samples", w.to_string());
+            }
+        }
+        run.log_artifact(&meta_path, "");
+    }
+    // An output that is not a local directory (an object-store URI) has no digest here.
+    if let Ok(sha) = track::dataset_sha256(out) {
+        run.set_tag("bciops.dataset_sha256", sha);
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::{progress, Global};
+use super::{progress, track, Global};
 use crate::model::classifier::{ModelParams, ShrinkageSpec};
 use crate::model::cv::Evaluation;
 use crate::model::svm::{Gamma, Kernel, Multiclass};
@@ -81,6 +81,8 @@ pub struct TrainArgs {
     /// Print metrics.json on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub track: track::TrackArgs,
 }
 
 /// Reads a `--params` file: a flat object, or one with the parameters under `params`.
@@ -151,6 +153,17 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
         Evaluation::KFold(k) => k as u64,
         _ => 1,
     };
+    // Started before the work, so a tracking misconfiguration (e.g. bad credentials) fails
+    // fast; a run dropped on an error path is closed as FAILED.
+    let mut run = args.track.start("train")?;
+    run.log_params(&track::params_of("", &config.params));
+    run.log_param("evaluation", args.evaluation.to_string());
+    run.log_param("seed", config.seed.to_string());
+    run.log_param("data", args.data.to_string());
+    run.log_param("out", args.out.to_string());
+    if let Some(p) = &args.params {
+        run.log_param("params_file", p.to_string());
+    }
     let data = storage::fetch_dir(&args.data)?;
     let out = OutputDir::new(&args.out)?;
     let bar = progress::bar(global, folds, "folds");
@@ -166,12 +179,55 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     .map_err(|e| data.relabel(e))
     .with_context(|| format!("training on `{}` failed", args.data))?;
     bar.finish_and_clear();
+    // The run logs its artifacts from the local copy when it finishes, so it finishes before
+    // a remote output's scratch directory is published and removed.
+    if !run.is_off() {
+        record(&mut run, &metrics, out.path());
+    }
+    args.track.finish(run)?;
     out.publish()?;
     print_summary(&metrics, &args.out);
     if args.json {
         super::emit(&serde_json::to_string_pretty(&metrics)?)?;
     }
     Ok(())
+}
+
+/// The evaluation as metrics (fold scores as steps), the dataset digest as a tag, and the
+/// model directory, metrics.json and report.html as artifacts.
+fn record(run: &mut crate::tracking::Run, m: &Metrics, out: &std::path::Path) {
+    run.log_metric("accuracy", m.accuracy, 0);
+    run.log_metric("kappa", m.kappa, 0);
+    for f in &m.folds {
+        run.log_metric("fold_accuracy", f.accuracy, f.fold as i64);
+        run.log_metric("fold_kappa", f.kappa, f.fold as i64);
+    }
+    for (s, sc) in &m.subjects {
+        run.log_metric(format!("subject_{s}_accuracy"), sc.accuracy, 0);
+    }
+    for (class, r) in &m.recall {
+        run.log_metric(format!("recall_{class}"), *r, 0);
+    }
+    run.log_metric("n_trials", m.n_trials as f64, 0);
+    run.log_metric("evaluation_seconds", m.evaluation_seconds, 0);
+    run.log_metric("fit_seconds", m.fit_seconds, 0);
+    let model_json = out.join(crate::model::artifact::MODEL_FILE);
+    if let Ok(text) = std::fs::read_to_string(&model_json) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Some(sha) = v.pointer("/dataset/sha256").and_then(|s| s.as_str()) {
+                run.set_tag("bciops.dataset_sha256", sha);
+            }
+        }
+    }
+    // Only local files can be logged (an output given as an object-store URI is skipped).
+    if !out.is_dir() {
+        return;
+    }
+    run.log_artifact(out, "model");
+    run.log_artifact(out.join("metrics.json"), "");
+    if out.join("report.html").is_file() {
+        run.log_artifact(out.join("report.html"), "");
+    }
 }
 
 fn print_summary(m: &Metrics, out: &Location) {

@@ -15,7 +15,11 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bciops"));
-    cmd.args(args).env("NO_PROGRESS", "1");
+    // Tests that are not about tracking record no runs (the default store would be
+    // ./bciops-store in the checkout); tests/tracking.rs and tests/registry.rs opt back in.
+    cmd.args(args)
+        .env("NO_PROGRESS", "1")
+        .env("BCIOPS_NO_TRACK", "1");
     Run { cmd }
 }
 
