@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod model;
 pub mod predict;
 pub mod preprocess;
+pub mod serve;
 pub mod signal;
 pub mod train;
 pub mod tune;

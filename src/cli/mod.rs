@@ -7,6 +7,7 @@ mod args;
 pub mod predict;
 pub mod preprocess;
 mod progress;
+pub mod serve;
 pub mod synth;
 pub mod train;
 
@@ -51,6 +52,9 @@ pub enum Command {
     /// Apply a model to an epochs dataset or raw recordings.
     #[command(after_help = AFTER_HELP)]
     Predict(predict::PredictArgs),
+    /// Serve a model over HTTP: /classify, the Open Inference Protocol (V2), /metrics.
+    #[command(after_help = AFTER_HELP)]
+    Serve(serve::ServeArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Preprocess(args) => preprocess::run(args, global),
         Command::Train(args) => train::run(args, global),
         Command::Predict(args) => predict::run(args, global),
+        Command::Serve(args) => serve::run(args, global),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::SUCCESS as u8),
