@@ -69,7 +69,7 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         "h" => value * 3600.0,
         _ => return Err(format!("`{s}` has an unknown unit (ms, s, m, h)")),
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e9 {
+    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
         return Err(format!("`{s}` is not a usable duration"));
     }
     Ok(Duration::from_secs_f64(seconds))

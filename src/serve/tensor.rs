@@ -287,7 +287,7 @@ pub fn from_f32_le(bytes: &[u8], shape: Option<&[usize]>, model: &ModelFile) -> 
 
 /// Parses `N,C,S` (or `C,S`) from a header or query value.
 pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
-    text.split(|c: char| c == ',' || c == 'x' || c == '×')
+    text.split([',', 'x', '×'])
         .map(|p| {
             p.trim()
                 .parse::<usize>()
