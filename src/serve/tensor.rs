@@ -3,7 +3,9 @@
 //!
 //! JSON is read by a visitor that writes numbers straight into one flat `Vec<f64>` and checks
 //! that the nesting is rectangular as it goes, instead of building `Vec<Vec<Vec<f64>>>` and
-//! copying it (one allocation per row; see the README's cost split for the measurement).
+//! copying it. Measured (`cargo bench --bench serve_json`), number parsing dominates: the
+//! visitor saves the per-row allocations and the copy but not much time, and a hand-written
+//! byte scanner using the standard library's float parser was slower than serde_json's.
 
 use std::fmt;
 
