@@ -14,6 +14,7 @@ pub mod model;
 pub mod predict;
 pub mod preprocess;
 pub mod registry;
+pub mod serve;
 pub mod signal;
 pub mod storage;
 pub mod tracking;

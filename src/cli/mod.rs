@@ -11,6 +11,7 @@ pub mod predict;
 pub mod preprocess;
 mod progress;
 pub mod runs;
+pub mod serve;
 pub mod synth;
 pub mod track;
 pub mod train;
@@ -72,6 +73,9 @@ pub enum Command {
     /// List registered models; resolve or fetch one by `models:/NAME@ALIAS` or `/VERSION`.
     #[command(after_help = AFTER_HELP)]
     Models(models::ModelsArgs),
+    /// Serve a model over HTTP: /classify, the Open Inference Protocol (V2), /metrics.
+    #[command(after_help = AFTER_HELP)]
+    Serve(serve::ServeArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -101,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::CompareRegister(args) => compare_register::run(args, global),
         Command::Runs(args) => runs::run(args, global),
         Command::Models(args) => models::run(args, global),
+        Command::Serve(args) => serve::run(args, global),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::SUCCESS as u8),

@@ -1,0 +1,48 @@
+//! Decoding the original's payload, one 22 × 750 trial as JSON (numbers as Python's
+//! `X.tolist()` writes float32 data: up to 17 significant digits), three ways:
+//! serde_json into `Vec<Vec<Vec<f32>>>`, into `Vec<Vec<Vec<f64>>>` (then flattened), and the
+//! server's flattening visitor (what `/classify` uses).
+//! `cargo bench --bench serve_json`
+
+use bciops::serve::tensor::Nested;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+fn payload() -> Vec<u8> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let normal = Normal::new(0.0, 12.0).unwrap();
+    let trial: Vec<Vec<f64>> = (0..22)
+        .map(|_| {
+            (0..750)
+                .map(|_| f64::from(normal.sample(&mut rng) as f32))
+                .collect()
+        })
+        .collect();
+    serde_json::to_vec(&vec![trial]).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let body = payload();
+    let mut g = c.benchmark_group(format!("json 1x22x750 ({} bytes)", body.len()));
+    g.bench_function("serde_json Vec<Vec<Vec<f32>>>", |b| {
+        b.iter(|| {
+            let v: Vec<Vec<Vec<f32>>> = serde_json::from_slice(black_box(&body)).unwrap();
+            v
+        })
+    });
+    g.bench_function("serde_json Vec<Vec<Vec<f64>>> + flatten", |b| {
+        b.iter(|| {
+            let v: Vec<Vec<Vec<f64>>> = serde_json::from_slice(black_box(&body)).unwrap();
+            v.into_iter().flatten().flatten().collect::<Vec<f64>>()
+        })
+    });
+    g.bench_function("flattening visitor (served)", |b| {
+        b.iter(|| Nested::from_json(black_box(&body)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

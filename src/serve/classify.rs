@@ -1,0 +1,137 @@
+//! `POST /classify`: the original BentoML service's request and answer. The body is a JSON
+//! array of trials (each channels × samples of raw EEG in µV), little-endian f32 bytes
+//! (`application/octet-stream`, shape in the `X-Tensor-Shape` header or `?shape=`), or a
+//! `.npy` file (`application/x-npy`); the answer is the labels, `["left", …]`.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+
+use super::routes::{blocking, read_body, ApiError, Permit, Shared};
+use super::tensor::{self, infer, Nested, Trials};
+
+/// The body formats `/classify` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    F32,
+    Npy,
+}
+
+impl BodyFormat {
+    /// JSON when no type or a generic one is given (what `curl -d` sends).
+    pub fn of(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+            return Ok(BodyFormat::Json);
+        };
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        match essence {
+            "application/json" | "text/plain" | "application/x-www-form-urlencoded" | "*/*"
+            | "" => Ok(BodyFormat::Json),
+            "application/octet-stream" => Ok(BodyFormat::F32),
+            "application/x-npy" | "application/npy" => Ok(BodyFormat::Npy),
+            other => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "content type `{other}` is not application/json, application/octet-stream or application/x-npy"
+                ),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShapeQuery {
+    shape: Option<String>,
+}
+
+/// Time spent decoding the body and predicting, for metrics and the `Server-Timing` header.
+pub struct Timed<T> {
+    pub value: T,
+    pub parse: Duration,
+    pub infer: Duration,
+}
+
+pub async fn classify(
+    State(st): State<Shared>,
+    Extension(permit): Extension<Permit>,
+    Query(query): Query<ShapeQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let format = BodyFormat::of(&headers)?;
+    let model = st.model()?;
+    let shape = headers
+        .get("x-tensor-shape")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query.shape);
+    let bytes = read_body(&headers, body, st.limits.max_body_bytes).await?;
+    let served = model.clone();
+    let timed = blocking(permit, move || {
+        let t0 = Instant::now();
+        let trials: Trials = match format {
+            BodyFormat::Json => {
+                let n = Nested::from_json(&bytes)?;
+                Trials::from_shape(&n.shape, n.data)?
+            }
+            BodyFormat::F32 => {
+                let shape = shape.as_deref().map(tensor::parse_shape).transpose()?;
+                tensor::from_f32_le(&bytes, shape.as_deref(), &served.model)?
+            }
+            BodyFormat::Npy => tensor::from_npy(&bytes)?,
+        };
+        trials.check(&served.model)?;
+        let parse = t0.elapsed();
+        let t1 = Instant::now();
+        let (labels, _) = infer(&served.model, &trials, false)?;
+        let infer = t1.elapsed();
+        let names: Vec<&str> = labels
+            .iter()
+            .map(|&c| served.model.classes[c].as_str())
+            .collect();
+        let body = serde_json::to_vec(&names).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}"))
+        })?;
+        Ok(Timed {
+            value: body,
+            parse,
+            infer,
+        })
+    })
+    .await?;
+    st.metrics.parse(timed.parse);
+    st.metrics.inference(timed.infer);
+    let mut r = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        timed.value,
+    )
+        .into_response();
+    add_timing(&mut r, timed.parse, timed.infer, &model.version);
+    Ok(r)
+}
+
+/// `Server-Timing: parse;dur=…, infer;dur=…` (milliseconds) and the model version, so a
+/// client can split the cost of a request without scraping metrics.
+pub fn add_timing(r: &mut Response, parse: Duration, infer: Duration, version: &str) {
+    let value = format!(
+        "parse;dur={:.3}, infer;dur={:.3}",
+        parse.as_secs_f64() * 1e3,
+        infer.as_secs_f64() * 1e3
+    );
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        r.headers_mut().insert("server-timing", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(version) {
+        r.headers_mut().insert("x-model-version", v);
+    }
+}

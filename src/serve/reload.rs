@@ -1,0 +1,268 @@
+//! Where the served model comes from, and how a new one replaces it.
+//!
+//! A [`ModelSource`] knows a model's current version and how to load it; the [`Slot`] holds the
+//! model being served and swaps in a new one atomically. A version is swapped in only after it
+//! loaded, verified and answered a warm-up prediction; otherwise the old model keeps serving
+//! and a failed reload is counted. The poll loop asks the source for its current version every
+//! interval (cheap for a directory: one small file hashed); SIGHUP forces a reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use ndarray::Array2;
+
+use crate::error::{Error, Result};
+use crate::fsutil::sha256_hex;
+use crate::model::artifact::{self, ModelFile, CHECKSUMS};
+
+/// A verified model ready to serve, with the name and version clients and metrics see.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub name: String,
+    pub version: String,
+    pub model: ModelFile,
+}
+
+impl LoadedModel {
+    /// One prediction on a flat trial, so that a model which loads but cannot predict is never
+    /// swapped in (and the first client does not pay for lazy initialisation).
+    pub fn warm_up(&self) -> Result<()> {
+        let (c, s) = self.model.trial_shape();
+        // A small deterministic non-constant signal: a constant trial has a singular covariance.
+        let trial = Array2::from_shape_fn((c, s), |(i, j)| ((i * 7 + j * 13) % 17) as f64 - 8.0);
+        self.model.predict_raw_trial(trial.view()).map(|_| ())
+    }
+}
+
+/// Where the served model comes from: a model directory here; the model registry (an alias
+/// such as `models:/bci@champion`, followed as it moves) plugs in through the same trait.
+///
+/// Both methods block (file or network I/O); the server calls them off the async reactor.
+pub trait ModelSource: Send + Sync + 'static {
+    /// A short description for logs and errors, e.g. the directory or the registry reference.
+    fn describe(&self) -> String;
+    /// The version a fresh [`load`](Self::load) would return now, cheaply. The poll loop
+    /// reloads when it differs from the version being served.
+    fn current_version(&self) -> Result<String>;
+    /// Loads and verifies the current model.
+    fn load(&self) -> Result<LoadedModel>;
+}
+
+/// A plain model directory (from `bciops train`). Its version is the first 12 hex digits of
+/// the sha256 of `checksums.sha256`, which covers every file of the model, so replacing the
+/// directory's contents with another model changes the version.
+#[derive(Debug, Clone)]
+pub struct DirSource {
+    dir: PathBuf,
+    name: String,
+}
+
+impl DirSource {
+    /// `name` defaults to the directory's own name.
+    pub fn new(dir: &Path, name: Option<String>) -> Result<Self> {
+        let name = match name {
+            Some(n) => n,
+            None => dir
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "model".to_owned()),
+        };
+        check_name(&name)?;
+        Ok(DirSource {
+            dir: dir.to_owned(),
+            name,
+        })
+    }
+}
+
+/// Model names appear in URLs (`/v2/models/{name}`) and metric labels.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "model name `{name}` must be 1 to 128 letters, digits, `-`, `_` or `.`"
+        )))
+    }
+}
+
+fn dir_version(dir: &Path) -> Result<String> {
+    let path = dir.join(CHECKSUMS);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::malformed(
+                dir,
+                format!("not a bciops model directory (no `{CHECKSUMS}`)"),
+            )
+        } else {
+            Error::io("read", &path, e)
+        }
+    })?;
+    Ok(sha256_hex(&bytes)[..12].to_owned())
+}
+
+impl ModelSource for DirSource {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn current_version(&self) -> Result<String> {
+        dir_version(&self.dir)
+    }
+
+    fn load(&self) -> Result<LoadedModel> {
+        // The directory may be replaced while it is read: the version read before and after
+        // must agree, or the files loaded may belong to two different models.
+        let before = dir_version(&self.dir)?;
+        let model = artifact::load(&self.dir)?;
+        let after = dir_version(&self.dir)?;
+        if before != after {
+            return Err(Error::Data(format!(
+                "model `{}` changed while it was loaded; try again",
+                self.dir.display()
+            )));
+        }
+        Ok(LoadedModel {
+            name: self.name.clone(),
+            version: before,
+            model,
+        })
+    }
+}
+
+/// The model being served. Readers take a cheap `Arc` clone; a reload replaces it whole.
+pub struct Slot {
+    current: RwLock<Option<Arc<LoadedModel>>>,
+    /// Serialises reloads (poll and SIGHUP) and remembers the last version that failed, so a
+    /// broken version is counted once rather than at every poll.
+    reloading: Mutex<Option<String>>,
+}
+
+/// What a reload attempt did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// A new model (or, when forced, the same version again) is now served.
+    Swapped { version: String },
+    /// The source's version is the one served, or one that already failed.
+    Unchanged,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Slot {
+    pub fn new() -> Self {
+        Slot {
+            current: RwLock::new(None),
+            reloading: Mutex::new(None),
+        }
+    }
+
+    /// The model being served, if one has loaded.
+    pub fn get(&self) -> Option<Arc<LoadedModel>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Loads from `source`, warms the model up and swaps it in. Unless `force`, does nothing
+    /// when the source's version is the one served or the last one that failed. Blocks.
+    pub fn reload(&self, source: &dyn ModelSource, force: bool) -> Result<Reload> {
+        let mut last_failed = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        if !force {
+            let version = source.current_version()?;
+            let served = self.get().map(|m| m.version.clone());
+            if served.as_deref() == Some(version.as_str())
+                || last_failed.as_deref() == Some(version.as_str())
+            {
+                return Ok(Reload::Unchanged);
+            }
+            // Remember the version before loading: if the load fails, this is what failed.
+            let outcome = load_and_warm(source);
+            match outcome {
+                Ok(model) => {
+                    *last_failed = None;
+                    Ok(self.swap(model))
+                }
+                Err(e) => {
+                    *last_failed = Some(version);
+                    Err(e)
+                }
+            }
+        } else {
+            let model = load_and_warm(source).inspect_err(|_| {
+                *last_failed = source.current_version().ok();
+            })?;
+            *last_failed = None;
+            Ok(self.swap(model))
+        }
+    }
+
+    fn swap(&self, model: LoadedModel) -> Reload {
+        let version = model.version.clone();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(model));
+        Reload::Swapped { version }
+    }
+}
+
+fn load_and_warm(source: &dyn ModelSource) -> Result<LoadedModel> {
+    let model = source.load()?;
+    model.warm_up().map_err(|e| {
+        Error::Data(format!(
+            "model `{}` version `{}` failed its warm-up prediction: {e}",
+            source.describe(),
+            model.version
+        ))
+    })?;
+    Ok(model)
+}
+
+/// A registry reference (`models:/NAME@ALIAS` or `models:/NAME/VERSION`).
+pub fn is_registry_reference(model: &str) -> bool {
+    model.starts_with("models:/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fails;
+    impl ModelSource for Fails {
+        fn describe(&self) -> String {
+            "nowhere".into()
+        }
+        fn current_version(&self) -> Result<String> {
+            Ok("7".into())
+        }
+        fn load(&self) -> Result<LoadedModel> {
+            Err(Error::Data("broken".into()))
+        }
+    }
+
+    #[test]
+    fn a_failed_version_is_tried_once_unless_forced() {
+        let slot = Slot::new();
+        assert!(slot.reload(&Fails, false).is_err());
+        assert_eq!(slot.reload(&Fails, false).unwrap(), Reload::Unchanged);
+        assert!(slot.reload(&Fails, true).is_err());
+        assert!(slot.get().is_none());
+    }
+
+    #[test]
+    fn names_must_fit_urls_and_labels() {
+        assert!(check_name("bci-2a_v1.0").is_ok());
+        for bad in ["", "a/b", "a b", "é", "x\"y"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The router, the shared state, the JSON error type and the two middleware layers:
+//! `observe` (every route: metrics, in-flight gauge, panics caught, every error body JSON)
+//! and `limit` (prediction routes: concurrency limit answering 503, per-request timeout).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{FutureExt, StreamExt};
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::metrics::Metrics;
+use super::reload::{LoadedModel, Slot};
+use super::{classify, openapi, v2};
+use crate::error::Error;
+
+/// The limits a request is held to.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub timeout: Duration,
+    pub max_concurrency: usize,
+}
+
+/// What every handler sees.
+pub struct AppState {
+    pub slot: Arc<Slot>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    permits: Arc<Semaphore>,
+    pub shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(slot: Arc<Slot>, metrics: Arc<Metrics>, limits: Limits) -> Self {
+        AppState {
+            permits: Arc::new(Semaphore::new(limits.max_concurrency)),
+            slot,
+            metrics,
+            limits,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The model being served, or 503 while none has loaded.
+    pub fn model(&self) -> Result<Arc<LoadedModel>, ApiError> {
+        self.slot.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no model is loaded yet; retry when /readyz answers 200",
+            )
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.metrics.is_ready() && !self.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+pub type Shared = Arc<AppState>;
+
+/// An error answer: a status and a one-line message, sent as `{"error": message}` (the V2
+/// protocol's error shape, used by every endpoint).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match e {
+            Error::Malformed { .. } | Error::Invalid(_) | Error::Data(_) => StatusCode::BAD_REQUEST,
+            Error::Io { .. } | Error::Numerical(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+/// A slot of the concurrency limit, held until the prediction's blocking work ends (even when
+/// the request timed out first, so the limit bounds the work actually running).
+#[derive(Clone)]
+pub struct Permit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// Runs CPU-bound work on the blocking pool, never on the reactor; a panic inside becomes 500.
+pub async fn blocking<T: Send + 'static>(
+    permit: Permit,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the prediction failed unexpectedly",
+        )),
+    }
+}
+
+/// Reads the whole body, answering 413 as soon as it exceeds the limit.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than the `{limit}` byte limit (--max-body-bytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Every route of the server.
+pub fn router(state: Shared, panic_route: bool) -> Router {
+    let mut predict = Router::new()
+        .route("/classify", post(classify::classify))
+        .route("/v2/models/{name}/infer", post(v2::infer));
+    if panic_route {
+        // Test hook (BCIOPS_SERVE_PANIC_ROUTE=1): proves a panic never reaches a client.
+        predict = predict.route(
+            "/debug/panic",
+            post(|| async {
+                panic!("deliberate panic from /debug/panic");
+                #[allow(unreachable_code)]
+                ()
+            }),
+        );
+    }
+    let predict = predict.route_layer(middleware::from_fn_with_state(state.clone(), limit));
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/v2", get(v2::server_metadata))
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2/models/{name}", get(v2::model_metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .merge(predict)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route `{} {}`; see /openapi.json",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn livez() -> Json<serde_json::Value> {
+    Json(json!({ "status": "live" }))
+}
+
+async fn readyz(State(st): State<Shared>) -> Response {
+    match (st.is_ready(), st.slot.get()) {
+        (true, Some(m)) => Json(json!({
+            "status": "ready", "model": m.name, "version": m.version
+        }))
+        .into_response(),
+        _ if st.shutting_down.load(Ordering::Relaxed) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+        }
+        _ => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the model is not loaded and warmed up yet",
+        )
+        .into_response(),
+    }
+}
+
+async fn metrics(State(st): State<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Decrements the in-flight gauge however the request ends (even a dropped connection).
+struct InFlight(Arc<Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight(-1);
+    }
+}
+
+async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    st.metrics.in_flight(1);
+    let _guard = InFlight(st.metrics.clone());
+    let start = Instant::now();
+    let response = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the server failed handling this request",
+        )
+        .into_response(),
+    };
+    let response = json_errors(response).await;
+    st.metrics
+        .request(&endpoint, response.status().as_u16(), start.elapsed());
+    response
+}
+
+/// Turns an error answer that is not JSON (axum's own 405, a rejected extractor) into
+/// `{"error": …}`, keeping its text.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let mut r = ApiError::new(status, message).into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            r.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    r
+}
+
+async fn limit(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
+    let permit = match st.permits.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "busy: `{}` requests are being handled (--max-concurrency); retry later",
+                    st.limits.max_concurrency
+                ),
+            )
+            .into_response()
+        }
+    };
+    req.extensions_mut().insert(Permit(Arc::new(permit)));
+    match tokio::time::timeout(st.limits.timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the request took longer than `{}` ms (--timeout)",
+                st.limits.timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,237 @@
+//! The Open Inference Protocol (KServe V2) over REST: health, server and model metadata, and
+//! `infer` with one FP32/FP64 input tensor `[N, channels, samples]`, answered with two outputs:
+//! `labels` (BYTES, `[N]`) and `scores` (FP64, `[N, K]`, the SVM decision values).
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::classify::{add_timing, Timed};
+use super::reload::LoadedModel;
+use super::routes::{blocking, read_body, ApiError, Permit, Shared};
+use super::tensor::{infer as run_model, Nested, Trials};
+
+pub const INPUT: &str = "eeg";
+
+pub async fn server_metadata() -> Json<serde_json::Value> {
+    Json(json!({
+        "name": "bciops",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": []
+    }))
+}
+
+pub async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "live": true }))
+}
+
+pub async fn ready(State(st): State<Shared>) -> Response {
+    if st.is_ready() {
+        Json(json!({ "ready": true })).into_response()
+    } else {
+        not_ready()
+    }
+}
+
+fn not_ready() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "ready": false, "error": "the model is not loaded and warmed up yet" })),
+    )
+        .into_response()
+}
+
+/// The served model if `name` is its name; 404 otherwise.
+fn named(st: &Shared, name: &str) -> Result<std::sync::Arc<LoadedModel>, ApiError> {
+    let model = st.model()?;
+    if model.name != name {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown model `{name}`; this server serves `{}`",
+                model.name
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+pub async fn model_metadata(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let m = named(&st, &name)?;
+    let (c, s) = m.model.trial_shape();
+    let k = score_columns(&m);
+    Ok(Json(json!({
+        "name": m.name,
+        "versions": [m.version],
+        "platform": "bciops",
+        "inputs": [{ "name": INPUT, "datatype": "FP32", "shape": [-1, c, s] }],
+        "outputs": [
+            { "name": "labels", "datatype": "BYTES", "shape": [-1] },
+            { "name": "scores", "datatype": "FP64", "shape": [-1, k] }
+        ],
+        "parameters": {
+            "classes": m.model.classes,
+            "channels": m.model.preprocessing.channels,
+            "rate": m.model.preprocessing.rate,
+            "band": m.model.preprocessing.filter.band,
+        }
+    })))
+}
+
+/// Columns of the decision values: one for two classes, else one per machine.
+fn score_columns(m: &LoadedModel) -> usize {
+    let k = m.model.classes.len();
+    if k <= 2 {
+        1
+    } else {
+        k
+    }
+}
+
+pub async fn model_ready(State(st): State<Shared>, Path(name): Path<String>) -> Response {
+    match named(&st, &name) {
+        Ok(_) if st.is_ready() => Json(json!({ "name": name, "ready": true })).into_response(),
+        Ok(_) => not_ready(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct InferRequest {
+    id: Option<String>,
+    inputs: Vec<InputTensor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InputTensor {
+    name: String,
+    shape: Vec<usize>,
+    datatype: String,
+    data: Nested,
+}
+
+#[derive(Debug, Serialize)]
+struct InferResponse<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    outputs: Vec<OutputTensor<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutputTensor<'a> {
+    name: &'static str,
+    shape: Vec<usize>,
+    datatype: &'static str,
+    data: OutputData<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum OutputData<'a> {
+    Bytes(Vec<&'a str>),
+    Fp64(Vec<f64>),
+}
+
+fn decode(bytes: &[u8]) -> Result<(Option<String>, Trials), ApiError> {
+    let req: InferRequest = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("not a V2 inference request: {e}")))?;
+    let [input] = <[InputTensor; 1]>::try_from(req.inputs).map_err(|v| {
+        ApiError::bad_request(format!(
+            "`{}` inputs given; the model takes one, `{INPUT}`",
+            v.len()
+        ))
+    })?;
+    let mut data = input.data.data;
+    match input.datatype.as_str() {
+        "FP64" => {}
+        // The values are what an FP32 tensor holds, exactly as the binary body would carry them.
+        "FP32" => data.iter_mut().for_each(|v| *v = f64::from(*v as f32)),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "input `{}` has datatype `{other}`; FP32 or FP64 expected",
+                input.name
+            )))
+        }
+    }
+    let trials = Trials::from_shape(&input.shape, data)?;
+    Ok((req.id, trials))
+}
+
+pub async fn infer(
+    State(st): State<Shared>,
+    Extension(permit): Extension<Permit>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let model = named(&st, &name)?;
+    let bytes = read_body(&headers, body, st.limits.max_body_bytes).await?;
+    let served = model.clone();
+    let timed = blocking(permit, move || {
+        let t0 = Instant::now();
+        let (id, trials) = decode(&bytes)?;
+        trials.check(&served.model)?;
+        let parse = t0.elapsed();
+        let t1 = Instant::now();
+        let (labels, scores) = run_model(&served.model, &trials, true)?;
+        let infer = t1.elapsed();
+        let scores = scores.expect("scores were asked for");
+        let m = &served;
+        let response = InferResponse {
+            model_name: &m.name,
+            model_version: &m.version,
+            id,
+            outputs: vec![
+                OutputTensor {
+                    name: "labels",
+                    shape: vec![labels.len()],
+                    datatype: "BYTES",
+                    data: OutputData::Bytes(
+                        labels
+                            .iter()
+                            .map(|&c| m.model.classes[c].as_str())
+                            .collect(),
+                    ),
+                },
+                OutputTensor {
+                    name: "scores",
+                    shape: vec![scores.nrows(), scores.ncols()],
+                    datatype: "FP64",
+                    data: OutputData::Fp64(scores.iter().copied().collect()),
+                },
+            ],
+        };
+        let body = serde_json::to_vec(&response).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}"))
+        })?;
+        Ok(Timed {
+            value: body,
+            parse,
+            infer,
+        })
+    })
+    .await?;
+    st.metrics.parse(timed.parse);
+    st.metrics.inference(timed.infer);
+    let mut r = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        timed.value,
+    )
+        .into_response();
+    add_timing(&mut r, timed.parse, timed.infer, &model.version);
+    Ok(r)
+}

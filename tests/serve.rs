@@ -1,0 +1,954 @@
+//! `bciops serve` driven through the real binary over HTTP: every endpoint, every error
+//! answer, SIGHUP and polling reloads, SIGTERM draining, and a real Prometheus scraping it.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::bciops;
+use ndarray::{s, Array3};
+use serde_json::{json, Value};
+
+/// Two trained models (different seeds and kernels, so different versions) and trials to
+/// send, built once for every test in this file.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    model_a: PathBuf,
+    model_b: PathBuf,
+    x: Array3<f32>,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let raw = tmp.path().join("raw");
+        let epochs = tmp.path().join("epochs");
+        bciops([
+            "synth",
+            "--out",
+            raw.to_str().unwrap(),
+            "--subjects",
+            "1",
+            "--trials-per-class",
+            "12",
+            "--runs",
+            "1",
+        ])
+        .success();
+        bciops([
+            "preprocess",
+            "--input",
+            raw.to_str().unwrap(),
+            "--out",
+            epochs.to_str().unwrap(),
+        ])
+        .success();
+        let train = |name: &str, kernel: &str, seed: &str| {
+            let out = tmp.path().join(name);
+            bciops([
+                "train",
+                "--data",
+                epochs.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--kernel",
+                kernel,
+                "--seed",
+                seed,
+                "--eval",
+                "cv:2",
+            ])
+            .success();
+            out
+        };
+        let model_a = train("model-a", "linear", "1");
+        let model_b = train("model-b", "rbf", "2");
+        let x: Array3<f32> = ndarray_npy::read_npy(epochs.join("X.npy")).unwrap();
+        Fixture {
+            model_a,
+            model_b,
+            x,
+            _tmp: tmp,
+        }
+    })
+}
+
+/// A copy of `from` at `to` (replacing what was there, file by file, as an operator would).
+fn copy_model(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn version_of(model: &Path) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(model.join("checksums.sha256")).unwrap();
+    let hex = format!("{:x}", sha2::Sha256::digest(&bytes));
+    hex[..12].to_owned()
+}
+
+/// A running `bciops serve`; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    http: reqwest::blocking::Client,
+}
+
+impl Server {
+    fn start(model: &Path, extra: &[&str]) -> Server {
+        Self::start_env(model, extra, &[])
+    }
+
+    fn start_env(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bciops"));
+        cmd.args([
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start bciops serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = line.strip_prefix("listening on http://") {
+                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no `listening on` line:\n{}", log.lock().unwrap()));
+        let http = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let server = Server {
+            child,
+            addr,
+            log,
+            http,
+        };
+        server.wait_until("ready", |s| s.get("/readyz").0 == 200);
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(self.url(path)).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        (status, value)
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post(path, "application/json", serde_json::to_vec(body).unwrap())
+    }
+
+    fn metric(&self, line_start: &str) -> Option<f64> {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    fn version(&self) -> String {
+        let (_, body) = self.get("/readyz");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["version"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Polls `ok` until it holds (a generous deadline only guards against a hang).
+    fn wait_until(&self, what: &str, ok: impl Fn(&Server) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ok(self) {
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting for {what}; server log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` trials as the original's JSON payload: trials × channels × samples.
+fn trials_json(x: &Array3<f32>, n: usize) -> Value {
+    let trials: Vec<Vec<Vec<f32>>> = x
+        .slice(s![..n, .., ..])
+        .outer_iter()
+        .map(|t| t.outer_iter().map(|c| c.to_vec()).collect())
+        .collect();
+    json!(trials)
+}
+
+fn f32_bytes(x: &Array3<f32>, n: usize) -> Vec<u8> {
+    x.slice(s![..n, .., ..])
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
+fn npy_bytes(x: &Array3<f32>, n: usize) -> Vec<u8> {
+    use ndarray_npy::WriteNpyExt;
+    let mut out = Vec::new();
+    x.slice(s![..n, .., ..])
+        .to_owned()
+        .write_npy(&mut out)
+        .unwrap();
+    out
+}
+
+fn error_of(v: &Value) -> &str {
+    v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no `error` message in {v}"))
+}
+
+#[test]
+fn every_endpoint_answers() {
+    let f = fixture();
+    let server = Server::start(&f.model_a, &[]);
+    let version = version_of(&f.model_a);
+    assert!(server.log().contains("ready"), "{}", server.log());
+
+    assert_eq!(server.get("/livez").0, 200);
+    let (code, ready) = server.get("/readyz");
+    assert_eq!(code, 200);
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["model"], "model-a");
+    assert_eq!(ready["version"], version.as_str());
+    assert_eq!(server.get("/v2/health/live").0, 200);
+    assert_eq!(server.get("/v2/health/ready").0, 200);
+    assert_eq!(server.get("/v2/models/model-a/ready").0, 200);
+    let (code, meta) = server.get("/v2");
+    assert_eq!(code, 200, "{meta}");
+    let (code, meta) = server.get("/v2/models/model-a");
+    assert_eq!(code, 200);
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["versions"][0], version.as_str());
+    assert_eq!(meta["inputs"][0]["shape"], json!([-1, 22, 750]));
+
+    // The same three trials in every body format get the same labels.
+    let (code, labels) = server.post_json("/classify", &trials_json(&f.x, 3));
+    assert_eq!(code, 200, "{labels}");
+    let labels = labels.as_array().unwrap().clone();
+    assert_eq!(labels.len(), 3);
+    assert!(
+        labels.iter().all(|l| l == "left" || l == "right"),
+        "{labels:?}"
+    );
+    let (code, npy) = server.post("/classify", "application/x-npy", npy_bytes(&f.x, 3));
+    assert_eq!((code, npy.as_array().unwrap()), (200, &labels));
+    let (code, raw) = server.post(
+        "/classify?shape=3,22,750",
+        "application/octet-stream",
+        f32_bytes(&f.x, 3),
+    );
+    assert_eq!((code, raw.as_array().unwrap()), (200, &labels));
+    let (code, raw) = server.post("/classify", "application/octet-stream", f32_bytes(&f.x, 3));
+    assert_eq!(
+        (code, raw.as_array().unwrap()),
+        (200, &labels),
+        "shape from the model"
+    );
+    let r = server
+        .http
+        .post(server.url("/classify"))
+        .header("content-type", "application/octet-stream")
+        .header("x-tensor-shape", "3,22,750")
+        .body(f32_bytes(&f.x, 3))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let timing = r.headers()["server-timing"].to_str().unwrap().to_owned();
+    assert!(timing.starts_with("parse;dur="), "{timing}");
+    // One trial alone (channels × samples) is one trial.
+    let one = trials_json(&f.x, 1)[0].clone();
+    let (code, single) = server.post_json("/classify", &one);
+    assert_eq!((code, &single[0]), (200, &labels[0]));
+
+    // V2: flat FP32 data, and nested FP64 data.
+    let flat: Vec<f32> = f.x.slice(s![..3, .., ..]).iter().copied().collect();
+    let request = json!({ "id": "r1", "inputs": [{
+        "name": "eeg", "shape": [3, 22, 750], "datatype": "FP32", "data": flat }] });
+    let (code, out) = server.post_json("/v2/models/model-a/infer", &request);
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["model_name"], "model-a");
+    assert_eq!(out["model_version"], version.as_str());
+    assert_eq!(out["id"], "r1");
+    assert_eq!(out["outputs"][0]["name"], "labels");
+    assert_eq!(out["outputs"][0]["datatype"], "BYTES");
+    assert_eq!(out["outputs"][0]["data"].as_array().unwrap(), &labels);
+    assert_eq!(out["outputs"][1]["name"], "scores");
+    assert_eq!(out["outputs"][1]["shape"], json!([3, 1]));
+    // Two classes: a positive decision value means the second class, as scikit-learn's.
+    for (score, label) in out["outputs"][1]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&labels)
+    {
+        let want = if score.as_f64().unwrap() > 0.0 {
+            "right"
+        } else {
+            "left"
+        };
+        assert_eq!(label, want);
+    }
+    let nested = json!({ "inputs": [{
+        "name": "eeg", "shape": [3, 22, 750], "datatype": "FP64", "data": trials_json(&f.x, 3) }] });
+    let (code, out) = server.post_json("/v2/models/model-a/infer", &nested);
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["outputs"][0]["data"].as_array().unwrap(), &labels);
+
+    // The OpenAPI document names every route.
+    let (code, doc) = server.get("/openapi.json");
+    assert_eq!(code, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    for path in [
+        "/classify",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/{name}",
+        "/v2/models/{name}/ready",
+        "/v2/models/{name}/infer",
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
+
+    // Metrics: every documented name, with the requests just made counted.
+    let (code, text) = server.get("/metrics");
+    assert_eq!(code, 200);
+    for name in [
+        "bciops_requests_total",
+        "bciops_request_duration_seconds",
+        "bciops_inference_duration_seconds",
+        "bciops_requests_in_flight",
+        "bciops_model_info",
+        "bciops_model_ready",
+        "bciops_model_reloads_total",
+        "bciops_model_reload_failures_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing:\n{text}"
+        );
+    }
+    assert_eq!(
+        server.metric("bciops_requests_total{endpoint=\"/classify\",status=\"200\"}"),
+        Some(6.0)
+    );
+    assert!(text.contains(&format!(
+        "bciops_model_info{{name=\"model-a\",version=\"{version}\"}} 1"
+    )));
+    assert_eq!(server.metric("bciops_model_ready "), Some(1.0));
+    assert_eq!(
+        server.metric("bciops_inference_duration_seconds_count "),
+        Some(8.0)
+    );
+}
+
+#[test]
+fn bad_requests_get_a_json_error_and_the_right_status() {
+    let f = fixture();
+    let server = Server::start_env(
+        &f.model_a,
+        &["--max-body-bytes", "1000000"],
+        &[("BCIOPS_SERVE_PANIC_ROUTE", "1")],
+    );
+    let one = trials_json(&f.x, 1);
+    let check = |(code, body): (u16, Value), want: u16, needle: &str| {
+        assert_eq!(code, want, "{body}");
+        let msg = error_of(&body);
+        assert!(msg.contains(needle), "`{needle}` not in `{msg}`");
+    };
+    // Shape, channels, length, values.
+    let mut short = one.clone();
+    short[0][0].as_array_mut().unwrap().pop();
+    check(server.post_json("/classify", &short), 400, "ragged");
+    let mut fewer = one.clone();
+    fewer[0].as_array_mut().unwrap().pop();
+    check(server.post_json("/classify", &fewer), 400, "`21` channels");
+    let shorter: Vec<Vec<f32>> = vec![vec![0.0; 700]; 22];
+    check(
+        server.post_json("/classify", &json!([shorter])),
+        400,
+        "`700` samples",
+    );
+    check(server.post_json("/classify", &json!([])), 400, "shape");
+    check(server.post_json("/classify", &json!({"x": 1})), 400, "JSON");
+    check(
+        server.post_json("/classify", &json!([[["a"]]])),
+        400,
+        "JSON",
+    );
+    check(
+        server.post("/classify", "application/json", b"[[[1, 2]".to_vec()),
+        400,
+        "JSON",
+    );
+    check(
+        server.post("/classify", "application/json", b"[[[1e999]]]".to_vec()),
+        400,
+        "JSON",
+    );
+    let mut bytes = f32_bytes(&f.x, 1);
+    bytes[400..404].copy_from_slice(&f32::NAN.to_le_bytes());
+    check(
+        server.post("/classify", "application/octet-stream", bytes),
+        400,
+        "finite",
+    );
+    let mut bytes = f32_bytes(&f.x, 1);
+    bytes.pop();
+    check(
+        server.post("/classify", "application/octet-stream", bytes),
+        400,
+        "whole number",
+    );
+    check(
+        server.post(
+            "/classify?shape=2,22,750",
+            "application/octet-stream",
+            f32_bytes(&f.x, 1),
+        ),
+        400,
+        "does not match",
+    );
+    check(
+        server.post("/classify", "application/x-npy", b"not numpy".to_vec()),
+        400,
+        ".npy",
+    );
+    // Size, media type, routes, methods.
+    // Too large: refused from the declared length, before the body is sent.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /classify HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000001\r\n\r\n"
+    )
+    .unwrap();
+    let (code, text) = read_response(stream);
+    check(
+        (code, serde_json::from_str(&text).unwrap()),
+        413,
+        "`1000000` byte",
+    );
+    check(
+        server.post("/classify", "image/png", vec![1, 2, 3]),
+        415,
+        "image/png",
+    );
+    let r = server.http.get(server.url("/nowhere")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    check((404, r.json().unwrap()), 404, "/nowhere");
+    let r = server.http.get(server.url("/classify")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    check((405, r.json().unwrap()), 405, "method");
+    let (code, body) = server.get("/v2/models/other");
+    check((code, serde_json::from_str(&body).unwrap()), 404, "`other`");
+    // V2 requests.
+    let infer = "/v2/models/model-a/infer";
+    check(
+        server.post_json("/v2/models/other/infer", &json!({"inputs": []})),
+        404,
+        "`other`",
+    );
+    let flat: Vec<f32> = f.x.slice(s![..1, .., ..]).iter().copied().collect();
+    let input = |datatype: &str, shape: Value| json!({ "name": "eeg", "shape": shape, "datatype": datatype, "data": flat });
+    check(
+        server.post_json(
+            infer,
+            &json!({"inputs": [input("INT8", json!([1, 22, 750]))]}),
+        ),
+        400,
+        "`INT8`",
+    );
+    check(
+        server.post_json(
+            infer,
+            &json!({"inputs": [input("FP32", json!([1, 22, 750])), input("FP32", json!([1, 22, 750]))]}),
+        ),
+        400,
+        "`2` inputs",
+    );
+    check(
+        server.post_json(
+            infer,
+            &json!({"inputs": [input("FP32", json!([1, 750, 22]))]}),
+        ),
+        400,
+        "`750` channels",
+    );
+    check(
+        server.post_json(
+            infer,
+            &json!({"inputs": [input("FP32", json!([2, 22, 750]))]}),
+        ),
+        400,
+        "does not match",
+    );
+    check(server.post_json(infer, &json!({"outputs": []})), 400, "V2");
+    // A panic inside a handler is a 500 with a message, and the server keeps serving.
+    check(
+        server.post("/debug/panic", "application/json", Vec::new()),
+        500,
+        "internal error",
+    );
+    let (code, _) = server.post_json("/classify", &one);
+    assert_eq!(code, 200);
+    assert_eq!(
+        server.metric("bciops_requests_total{endpoint=\"/classify\",status=\"400\"}"),
+        Some(12.0)
+    );
+    assert_eq!(
+        server.metric("bciops_requests_in_flight "),
+        Some(1.0),
+        "this scrape"
+    );
+}
+
+/// Opens a prediction request and sends all but the last byte of its body, so the server
+/// holds it in flight (reading the body) for as long as the test wants.
+fn half_sent(addr: SocketAddr, body: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /classify HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..body.len() - 1]).unwrap();
+    stream.flush().unwrap();
+    stream
+}
+
+/// Sends the last byte and reads the whole response: (status, body).
+fn finish(mut stream: TcpStream, body: &[u8]) -> (u16, String) {
+    stream.write_all(&body[body.len() - 1..]).unwrap();
+    read_response(stream)
+}
+
+fn read_response(mut stream: TcpStream) -> (u16, String) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    // Read until the headers and the whole declared body are in.
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if text.len() >= end + 4 + len || n == 0 {
+                let status = text[9..12].parse().unwrap();
+                return (status, text[end + 4..].to_owned());
+            }
+        }
+        assert!(n > 0, "connection closed early: {text}");
+    }
+}
+
+#[test]
+fn the_concurrency_limit_answers_503_and_slow_requests_time_out() {
+    let f = fixture();
+    let body = serde_json::to_vec(&trials_json(&f.x, 1)).unwrap();
+
+    let server = Server::start(&f.model_a, &["--max-concurrency", "1"]);
+    let held = half_sent(server.addr, &body);
+    // The held request takes the only slot as soon as the server has read its headers.
+    server.wait_until("the held request in flight", |s| {
+        s.metric("bciops_requests_in_flight ") == Some(2.0)
+    });
+    let r = server
+        .http
+        .post(server.url("/classify"))
+        .body(body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: Value = r.json().unwrap();
+    assert!(error_of(&v).contains("--max-concurrency"), "{v}");
+    // Probes are not limited.
+    assert_eq!(server.get("/readyz").0, 200);
+    let (code, labels) = finish(held, &body);
+    assert_eq!(code, 200, "{labels}");
+    let (code, _) = server.post_json("/classify", &trials_json(&f.x, 1));
+    assert_eq!(code, 200, "the slot is free again");
+    drop(server);
+
+    let server = Server::start(&f.model_a, &["--timeout", "200ms"]);
+    let stalled = half_sent(server.addr, &body);
+    let (code, text) = read_response(stalled);
+    assert_eq!(code, 504, "{text}");
+    assert!(text.contains("--timeout"), "{text}");
+}
+
+#[test]
+fn sighup_and_polling_swap_models_and_a_broken_one_keeps_the_old() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("served");
+    copy_model(&f.model_a, &dir);
+    let (va, vb) = (version_of(&f.model_a), version_of(&f.model_b));
+    assert_ne!(va, vb);
+    let one = trials_json(&f.x, 1);
+
+    let server = Server::start(&dir, &["--poll-interval", "0", "--name", "bci"]);
+    assert_eq!(server.version(), va);
+    copy_model(&f.model_b, &dir);
+    server.signal("-HUP");
+    server.wait_until("version b after SIGHUP", |s| s.version() == vb);
+    assert_eq!(server.metric("bciops_model_reloads_total "), Some(1.0));
+    let (_, text) = server.get("/metrics");
+    assert!(text.contains(&format!(
+        "bciops_model_info{{name=\"bci\",version=\"{vb}\"}} 1"
+    )));
+    assert_eq!(
+        server
+            .post_json(
+                "/v2/models/bci/infer",
+                &json!({"inputs": [{
+        "name": "eeg", "shape": [1, 22, 750], "datatype": "FP64", "data": one }]})
+            )
+            .1["model_version"],
+        vb.as_str()
+    );
+
+    // A corrupted model: the reload fails, is counted, and b keeps serving.
+    let model_json = dir.join("model.json");
+    let mut text = std::fs::read_to_string(&model_json).unwrap();
+    text.push(' ');
+    std::fs::write(&model_json, text).unwrap();
+    server.signal("-HUP");
+    server.wait_until("a failed reload", |s| {
+        s.metric("bciops_model_reload_failures_total ") == Some(1.0)
+    });
+    assert!(
+        server.log().contains("checksum mismatch"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.version(), vb);
+    let (code, _) = server.post_json("/classify", &one);
+    assert_eq!(code, 200);
+    assert_eq!(server.get("/readyz").0, 200);
+    drop(server);
+
+    // Polling: replacing the directory is noticed without a signal; a broken version is
+    // counted once, not at every poll.
+    copy_model(&f.model_a, &dir);
+    let server = Server::start(&dir, &["--poll-interval", "50ms"]);
+    assert_eq!(server.version(), va);
+    copy_model(&f.model_b, &dir);
+    server.wait_until("version b by polling", |s| s.version() == vb);
+    std::fs::write(dir.join("metrics.json"), "{}").unwrap();
+    let sums = std::fs::read_to_string(dir.join("checksums.sha256")).unwrap();
+    std::fs::write(dir.join("checksums.sha256"), format!("{sums}\n")).unwrap();
+    server.wait_until("a failed reload by polling", |s| {
+        s.metric("bciops_model_reload_failures_total ") == Some(1.0)
+    });
+    // Several more polls pass: the broken version is not loaded (or counted) again.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        server.metric("bciops_model_reload_failures_total "),
+        Some(1.0)
+    );
+    assert_eq!(server.version(), vb);
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight_then_exits_0() {
+    let f = fixture();
+    let body = serde_json::to_vec(&trials_json(&f.x, 1)).unwrap();
+    let mut server = Server::start(&f.model_a, &[]);
+    let held = half_sent(server.addr, &body);
+    server.wait_until("the held request in flight", |s| {
+        s.metric("bciops_requests_in_flight ") == Some(2.0)
+    });
+    server.signal("-TERM");
+    // New connections are refused once the server has stopped listening…
+    let addr = server.addr;
+    server.wait_until("the listener closed", |_| TcpStream::connect(addr).is_err());
+    // …but the request in flight still gets its answer.
+    let (code, labels) = finish(held, &body);
+    assert_eq!(code, 200, "{labels}");
+    assert_eq!(server.wait_exit(), 0, "{}", server.log());
+    assert!(server.log().contains("SIGTERM"), "{}", server.log());
+}
+
+#[test]
+fn unusable_models_and_addresses_exit_with_a_message() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    bciops([
+        "serve",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ])
+    .fails(2, "not a bciops model directory");
+    bciops([
+        "serve",
+        "--model",
+        "/does/not/exist",
+        "--addr",
+        "127.0.0.1:0",
+    ])
+    .fails(2, "/does/not/exist");
+    bciops([
+        "serve",
+        "--model",
+        "models:/bci@champion",
+        "--addr",
+        "127.0.0.1:0",
+    ])
+    .fails(2, "registry");
+    bciops([
+        "serve",
+        "--model",
+        f.model_a.to_str().unwrap(),
+        "--max-concurrency",
+        "0",
+    ])
+    .fails(2, "--max-concurrency 0");
+    bciops([
+        "serve",
+        "--model",
+        f.model_a.to_str().unwrap(),
+        "--poll-interval",
+        "soon",
+    ])
+    .fails(2, "soon");
+    let server = Server::start(&f.model_a, &[]);
+    bciops([
+        "serve",
+        "--model",
+        f.model_a.to_str().unwrap(),
+        "--addr",
+        &server.addr.to_string(),
+    ])
+    .fails(1, "listen on");
+}
+
+/// `$NAME`, or a skip (None) outside CI and a failure under `CI=true`.
+fn service_var(name: &str) -> Option<PathBuf> {
+    match std::env::var_os(name) {
+        Some(v) => Some(PathBuf::from(v)),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{name} is not set under CI: run the tests through scripts/test.sh")
+        }
+        None => {
+            eprintln!("skipping: {name} is not set (scripts/services/30-prometheus.sh sets it)");
+            None
+        }
+    }
+}
+
+#[test]
+fn promtool_accepts_the_exposition_and_prometheus_scrapes_it() {
+    let (Some(promtool), Some(prometheus)) = (
+        service_var("BCIOPS_PROMTOOL"),
+        service_var("BCIOPS_PROMETHEUS_BIN"),
+    ) else {
+        return;
+    };
+    let f = fixture();
+    let server = Server::start(&f.model_a, &[]);
+    let (code, _) = server.post_json("/classify", &trials_json(&f.x, 1));
+    assert_eq!(code, 200);
+    server.post_json("/classify", &json!([]));
+
+    let (_, text) = server.get("/metrics");
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A real Prometheus on a free loopback port scrapes the server every 200 ms.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 200ms\nscrape_configs:\n  - job_name: bciops\n    static_configs:\n      - targets: ['{}']\n",
+            server.addr
+        ),
+    )
+    .unwrap();
+    let out = Command::new(&promtool)
+        .args(["check", "config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut prom = Command::new(&prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            tmp.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start prometheus");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = prom.stderr.take().unwrap();
+    let prom_log = Arc::new(Mutex::new(String::new()));
+    {
+        let log = prom_log.clone();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut s);
+            log.lock().unwrap().push_str(&s);
+        });
+    }
+    let _prom = Kill(prom);
+    let query = format!(
+        "http://127.0.0.1:{port}/api/v1/query?query=bciops_requests_total%7Bendpoint%3D%22%2Fclassify%22%2Cstatus%3D%22200%22%7D"
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(r) = server.http.get(&query).send() {
+            if let Ok(v) = r.json::<Value>() {
+                let result = &v["data"]["result"];
+                if result.as_array().is_some_and(|a| !a.is_empty()) {
+                    assert_eq!(result[0]["metric"]["job"], "bciops", "{v}");
+                    assert_eq!(result[0]["value"][1], "1", "{v}");
+                    break;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus never returned bciops_requests_total:\n{}",
+            prom_log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
