@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod error;
 pub mod fsutil;
 pub mod model;
+pub mod pipeline;
 pub mod predict;
 pub mod preprocess;
 pub mod signal;

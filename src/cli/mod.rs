@@ -4,6 +4,7 @@
 //! prints. Data and JSON go to stdout; progress, summaries and errors go to stderr.
 
 mod args;
+pub mod pipeline;
 pub mod predict;
 pub mod preprocess;
 mod progress;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Apply a model to an epochs dataset or raw recordings.
     #[command(after_help = AFTER_HELP)]
     Predict(predict::PredictArgs),
+    /// Run the whole pipeline locally, or compile it for Kubeflow Pipelines.
+    #[command(after_help = AFTER_HELP)]
+    Pipeline(pipeline::PipelineArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Preprocess(args) => preprocess::run(args, global),
         Command::Train(args) => train::run(args, global),
         Command::Predict(args) => predict::run(args, global),
+        Command::Pipeline(args) => pipeline::run(args, global),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::SUCCESS as u8),
