@@ -16,6 +16,7 @@ pub const DEFAULT_YAML: &str = include_str!("../../configs/pipeline.yaml");
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
+    #[serde(deserialize_with = "text")]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -70,6 +71,7 @@ pub enum DataSource {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SynthConfig {
+    #[serde(deserialize_with = "text")]
     pub subjects: String,
     pub seed: u64,
     pub trials_per_class: u32,
@@ -78,9 +80,12 @@ pub struct SynthConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PreprocessConfig {
+    #[serde(deserialize_with = "text")]
     pub band: String,
     pub order: u32,
+    #[serde(deserialize_with = "text")]
     pub window: String,
+    #[serde(deserialize_with = "text")]
     pub classes: String,
     pub causal: bool,
 }
@@ -90,6 +95,7 @@ pub struct PreprocessConfig {
 pub struct TuneConfig {
     pub sweep: String,
     pub shards: u32,
+    #[serde(deserialize_with = "text")]
     pub eval: String,
     #[serde(default)]
     pub max_trials: Option<u32>,
@@ -101,6 +107,7 @@ pub struct TuneConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
+    #[serde(deserialize_with = "text")]
     pub eval: String,
     pub seed: u64,
     #[serde(default)]
@@ -112,8 +119,11 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryConfig {
+    #[serde(deserialize_with = "text")]
     pub name: String,
+    #[serde(deserialize_with = "text")]
     pub alias: String,
+    #[serde(deserialize_with = "text")]
     pub metric: String,
     pub min_delta: f64,
 }
@@ -152,6 +162,11 @@ pub struct Accelerator {
     #[serde(rename = "type")]
     pub kind: String,
     pub count: u32,
+}
+
+/// A string field that `--set` may have given as a number (`--set data.synth.subjects=1`).
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Scalar::deserialize(d)?.to_string())
 }
 
 /// A Kubernetes quantity, written as a string (`500m`, `4Gi`) or a bare number (`2`).
@@ -228,11 +243,18 @@ impl PipelineConfig {
     pub fn from_yaml(origin: &str, text: &str, overrides: &[String]) -> Result<Self> {
         let mut value: Value = serde_norway::from_str(text)
             .map_err(|e| Error::malformed(origin, format!("not YAML: {e}")))?;
-        for item in overrides {
-            apply_override(&mut value, item)?;
-        }
+        let text = if overrides.is_empty() {
+            text.to_owned()
+        } else {
+            for item in overrides {
+                apply_override(&mut value, item)?;
+            }
+            // Parsed from text again, so that errors name the offending key.
+            serde_norway::to_string(&value)
+                .map_err(|e| Error::Invalid(format!("cannot apply `--set`: {e}")))?
+        };
         let config: PipelineConfig =
-            serde_norway::from_value(value).map_err(|e| Error::malformed(origin, e.to_string()))?;
+            serde_norway::from_str(&text).map_err(|e| Error::malformed(origin, e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

@@ -67,7 +67,8 @@ pub struct RunSummary {
 #[derive(Debug, Serialize, Deserialize)]
 struct CacheRecord {
     key: String,
-    outputs: Vec<String>,
+    /// Each output's content hash: an output changed since (or deleted) means run again.
+    outputs: BTreeMap<String, String>,
 }
 
 const RECORD: &str = ".bciops-step.json";
@@ -299,8 +300,14 @@ impl Runner<'_> {
         let record_path = dir.join(RECORD);
         let cached = !self.opts.no_cache
             && self.config.cache_enabled(&step.name)
-            && read_record(&record_path)
-                .is_some_and(|r| r.key == key && r.outputs.iter().all(|o| dir.join(o).exists()));
+            && read_record(&record_path).is_some_and(|r| {
+                r.key == key
+                    && outputs.iter().all(|o| {
+                        r.outputs
+                            .get(o)
+                            .is_some_and(|h| content_hash(&dir.join(o)).is_ok_and(|now| &now == h))
+                    })
+            });
         let outcome = if cached {
             eprintln!("{label}: unchanged, cached result reused");
             Outcome::Cached
@@ -310,16 +317,18 @@ impl Runner<'_> {
             let stdout = self.spawn(&label, step, &args)?;
             std::fs::write(dir.join("stdout.txt"), &stdout)
                 .map_err(|e| Error::io("write", dir.join("stdout.txt"), e))?;
+            let mut hashes = BTreeMap::new();
             for o in &outputs {
                 if !dir.join(o).exists() {
                     return Err(Error::Invalid(format!(
                         "step `{label}` succeeded but did not write its output `{o}`"
                     )));
                 }
+                hashes.insert(o.clone(), content_hash(&dir.join(o))?);
             }
             let record = CacheRecord {
                 key,
-                outputs: outputs.clone(),
+                outputs: hashes,
             };
             let text = serde_json::to_string_pretty(&record).expect("plain struct");
             std::fs::write(&record_path, text).map_err(|e| Error::io("write", &record_path, e))?;
