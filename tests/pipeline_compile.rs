@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::bciops;
 
-/// The kfp venv's Python (`$BCIOPS_KFP_PYTHON`, set by scripts/services/40-kfp.sh). Unset:
+/// The kfp venv's Python (`$BCIOPS_KFP_PYTHON`, set by scripts/services/40-validators.sh). Unset:
 /// skip with a message, except under CI, where it is a failure.
 fn kfp_python() -> Option<PathBuf> {
     match std::env::var_os("BCIOPS_KFP_PYTHON") {
