@@ -11,6 +11,7 @@ pub mod download;
 pub mod error;
 pub mod fsutil;
 pub mod model;
+pub mod pipeline;
 pub mod predict;
 pub mod preprocess;
 pub mod registry;

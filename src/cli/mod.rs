@@ -7,6 +7,7 @@ mod args;
 pub mod compare_register;
 pub mod data;
 pub mod models;
+pub mod pipeline;
 pub mod predict;
 pub mod preprocess;
 mod progress;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Serve a model over HTTP: /classify, the Open Inference Protocol (V2), /metrics.
     #[command(after_help = AFTER_HELP)]
     Serve(serve::ServeArgs),
+    /// Run the whole pipeline locally, or compile it for Kubeflow Pipelines.
+    #[command(after_help = AFTER_HELP)]
+    Pipeline(pipeline::PipelineArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -106,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => runs::run(args, global),
         Command::Models(args) => models::run(args, global),
         Command::Serve(args) => serve::run(args, global),
+        Command::Pipeline(args) => pipeline::run(args, global),
     };
     match outcome {
         Ok(()) => ExitCode::from(exit::SUCCESS as u8),
