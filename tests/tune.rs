@@ -418,3 +418,49 @@ fn bad_sweeps_and_data_exit_2_with_the_reason() {
     ])
     .fails(2, "one class");
 }
+
+#[test]
+fn a_sweep_is_a_run_and_its_trials_are_child_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), "10");
+    let sweep = write(
+        dir.path(),
+        "grid.yaml",
+        "method: grid\nparameters:\n  C: {values: [0.5, 1.0]}\n  n_components: {values: [2, 60]}\n",
+    );
+    let store = dir.path().join("store");
+    let out = dir.path().join("out");
+    bciops([
+        "tune",
+        "--data",
+        data.to_str().unwrap(),
+        "--sweep",
+        sweep.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--eval",
+        "cv:3",
+        "--tracking-uri",
+        store.to_str().unwrap(),
+    ])
+    .env("BCIOPS_NO_TRACK", "0")
+    .success();
+    let listed = bciops(["runs", "list", "--store", store.to_str().unwrap(), "--json"])
+        .success()
+        .stdout;
+    let runs: Value = serde_json::from_str(&listed).unwrap();
+    let runs = runs.as_array().unwrap();
+    let parents: Vec<&Value> = runs.iter().filter(|r| r["name"] == "tune").collect();
+    assert_eq!(parents.len(), 1, "{runs:?}");
+    let parent_id = parents[0]["run_id"].as_str().unwrap();
+    let children: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["tags"]["mlflow.parentRunId"] == parent_id)
+        .collect();
+    assert_eq!(children.len(), 4);
+    let failed = children
+        .iter()
+        .filter(|r| r["tags"]["bciops.trial_status"] == "failed")
+        .count();
+    assert_eq!(failed, 2, "60 components fail");
+}

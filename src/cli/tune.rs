@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use super::{progress, Global};
+use super::{progress, track, Global};
 use crate::model::cv::Evaluation;
 use crate::storage::{self, Location, OutputDir};
 use crate::tune::journal::Status;
@@ -66,6 +66,8 @@ pub struct TuneArgs {
     /// Print a JSON summary (best trial, counts) on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub track: track::TrackArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,8 +143,24 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
         restart: args.restart,
         base,
     };
-    let bar = progress::bar(global, 0, "trials");
     let (metric, _) = session::metric_of(&config.sweep)?;
+    // Started before the work, so a tracking misconfiguration fails fast.
+    let tracker = args.track.open()?;
+    let mut run = tracker.start_run(args.track.spec("tune"))?;
+    run.log_param("data", data.to_string());
+    run.log_param("sweep", sweep_path.to_string());
+    run.log_param("out", out.to_string());
+    run.log_param("evaluation", config.evaluation.to_string());
+    run.log_param("seed", config.seed.to_string());
+    run.log_param("jobs", config.jobs.to_string());
+    if let Some(n) = config.max_trials {
+        run.log_param("max_trials", n.to_string());
+    }
+    if let Some((i, n)) = config.shard {
+        run.log_param("shard", format!("{i}/{n}"));
+    }
+    run.log_param("sweep.sha256", config.sweep_sha256.clone());
+    let bar = progress::bar(global, 0, "trials");
     let mut on_event = |e: Event<'_>| match e {
         Event::Start { planned, resumed } => {
             bar.set_length(planned as u64);
@@ -181,6 +199,13 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
         .map_err(|e| fetched.relabel(e))
         .with_context(|| format!("sweep `{sweep_path}` failed"))?;
     bar.finish_and_clear();
+    // The runs log their artifacts from the local copy when they finish, so they finish before
+    // a remote output's scratch directory is published and removed.
+    if !run.is_off() {
+        record_trials(&tracker, &args.track, &run, &outcome)?;
+        record_sweep(&mut run, &outcome, staged.path());
+    }
+    args.track.finish(run)?;
     staged.publish()?;
     let out = out.to_string();
     summarize(&outcome, &out, args.top);
@@ -236,6 +261,74 @@ fn merge(args: MergeArgs) -> Result<()> {
         ))?)?;
     }
     Ok(())
+}
+
+/// One child run per trial (`mlflow.parentRunId` = the sweep's run): its sweep values and full
+/// parameters, the metric and fold scores (as steps), its status.
+fn record_trials(
+    tracker: &crate::tracking::Tracker,
+    flags: &track::TrackArgs,
+    parent: &crate::tracking::Run,
+    o: &Outcome,
+) -> Result<(), Error> {
+    for r in &o.records {
+        let spec = flags
+            .spec("tune-trial")
+            .parent(parent.id())
+            .tag("bciops.trial_id", r.id.clone())
+            .tag("bciops.trial_status", r.status.as_str());
+        let mut spec = spec;
+        spec.name = format!("trial-{}", r.id);
+        let mut child = tracker.start_run(spec)?;
+        for (k, v) in &r.values {
+            child.log_param(
+                format!("sweep.{k}"),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            );
+        }
+        if let Some(p) = &r.params {
+            child.log_params(&track::params_of("", p));
+        }
+        if let Some(v) = r.accuracy {
+            child.log_metric("accuracy", v, 0);
+        }
+        if let Some(v) = r.kappa {
+            child.log_metric("kappa", v, 0);
+        }
+        for (f, (a, k)) in r.fold_accuracy.iter().zip(&r.fold_kappa).enumerate() {
+            child.log_metric("fold_accuracy", *a, f as i64);
+            child.log_metric("fold_kappa", *k, f as i64);
+        }
+        child.log_metric("seconds", r.seconds, 0);
+        if let Some(e) = &r.error {
+            child.set_tag("bciops.error", e.clone());
+        }
+        let status = match r.status {
+            Status::Failed => crate::tracking::RunStatus::Failed,
+            _ => crate::tracking::RunStatus::Finished,
+        };
+        child.finish(status)?;
+    }
+    Ok(())
+}
+
+/// The sweep's outcome on its own run: counts, the best trial, and the outputs as artifacts.
+fn record_sweep(run: &mut crate::tracking::Run, o: &Outcome, dir: &Path) {
+    run.log_metric("trials", o.records.len() as f64, 0);
+    run.log_metric("complete", count(o, Status::Ok) as f64, 0);
+    run.log_metric("pruned", count(o, Status::Pruned) as f64, 0);
+    run.log_metric("failed", count(o, Status::Failed) as f64, 0);
+    run.set_tag("bciops.dataset_sha256", o.info.dataset_sha256.clone());
+    if let Some(b) = &o.best {
+        run.log_metric(format!("best_{}", b.metric), b.value, 0);
+        run.set_tag("bciops.best_trial", b.trial_id.clone());
+        run.log_params(&track::params_of("best", &b.params));
+    }
+    for name in ["trials.csv", "trials.json", "best.json", "report.html"] {
+        if dir.join(name).is_file() {
+            run.log_artifact(dir.join(name), "");
+        }
+    }
 }
 
 fn count(o: &Outcome, s: Status) -> usize {
