@@ -405,8 +405,8 @@ fn sigmoid_kernel_trains_and_predicts() {
         "sigmoid",
         "--gamma",
         "0.05",
-        "--coef0",
-        "-0.5",
+        // `=`: a bare `-0.5` would read as a flag.
+        "--coef0=-0.5",
     ])
     .success();
     let m = json(&model.join("model.json"));

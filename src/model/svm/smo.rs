@@ -456,6 +456,8 @@ impl Solver<'_> {
     }
 
     /// WSS3: i maximises -y∇f over I_up; j minimises the second-order objective decrease.
+    // Index loops over several parallel vectors, written as libsvm writes them.
+    #[allow(clippy::needless_range_loop)]
     fn select_working_set(&mut self) -> Option<(usize, usize)> {
         let mut gmax = f64::NEG_INFINITY;
         let mut gmax2 = f64::NEG_INFINITY;
@@ -586,6 +588,7 @@ impl Solver<'_> {
     }
 
     /// Recompute G of the shrunk variables from G_bar and the free variables.
+    #[allow(clippy::needless_range_loop)]
     fn reconstruct_gradient(&mut self) {
         let (active, l) = (self.active_size, self.l);
         if active == l {
