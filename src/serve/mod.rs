@@ -1,5 +1,5 @@
-//! `bciops serve`: the model behind HTTP. One verified model directory (or, once the registry
-//! is wired in, a registry alias followed as it moves) answers the original's `/classify`, the
+//! `bciops serve`: the model behind HTTP. One verified model directory (or a registry alias,
+//! followed as it moves) answers the original's `/classify`, the
 //! Open Inference Protocol (KServe V2), binary bodies, health probes, `/metrics` and
 //! `/openapi.json`.
 //!
