@@ -304,7 +304,10 @@ fn unknown_references_exit_2_before_serving() {
     let done = fails(
         serve("models:/bci@nosuch", &[]),
         2,
-        "registered model `bci` has no alias `nosuch`",
+        &format!(
+            "models:/bci@nosuch in {}: registered model `bci` has no alias `nosuch`",
+            store.display()
+        ),
     );
     assert!(!done.stderr.contains("listening on"), "{}", done.stderr);
     fails(

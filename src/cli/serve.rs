@@ -124,6 +124,11 @@ pub fn run(args: ServeArgs, _global: Global) -> Result<()> {
         // Fail before listening when the reference cannot be resolved (unknown model or
         // alias, unreachable registry): the server would never become ready.
         if let Err(e) = source.current_version() {
+            // Say which registry was asked: the default one may not be the one meant.
+            let e = match e {
+                Error::Invalid(m) => Error::Invalid(format!("{}: {m}", source.describe())),
+                other => other,
+            };
             return Err(e.into());
         }
         Arc::new(source)
