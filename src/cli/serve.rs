@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 
+use super::compare_register::RegistryArgs;
 use super::Global;
 use crate::error::Error;
-use crate::serve::reload::{is_registry_reference, DirSource, ModelSource};
+use crate::serve::reload::{is_registry_reference, DirSource, ModelSource, RegistrySource};
 use crate::serve::routes::Limits;
 use crate::serve::{self, ServeConfig};
 
@@ -22,7 +23,8 @@ use crate::serve::{self, ServeConfig};
 /// on stderr as `listening on http://ADDR`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A model directory (from `bciops train`), or a registry reference `models:/NAME@ALIAS`.
+    /// A model directory (from `bciops train`), or a registry reference: `models:/NAME@ALIAS`
+    /// (the alias is followed as it moves) or `models:/NAME/VERSION`.
     #[arg(
         long,
         short,
@@ -33,7 +35,8 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port. Containers pass `0.0.0.0:3000`.
     #[arg(long, default_value = "127.0.0.1:3000", env = "BCIOPS_ADDR")]
     pub addr: SocketAddr,
-    /// The model's name in `/v2/models/{name}` and metrics (default: the directory's name).
+    /// The model's name in `/v2/models/{name}` and metrics (default: the directory's name, or
+    /// the registered model's name).
     #[arg(long)]
     pub name: Option<String>,
     /// How often to check the model for a new version (`30s`, `500ms`, `2m`; `0` = only on
@@ -50,6 +53,9 @@ pub struct ServeArgs {
     /// Prediction requests handled at once; more are answered 503 with `Retry-After`.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_concurrency: usize,
+    /// For a `models:/` reference.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// `30s`, `250ms`, `2m`, `1h`, or a bare number of seconds.
@@ -113,12 +119,33 @@ pub fn run(args: ServeArgs, _global: Global) -> Result<()> {
         return Err(Error::Invalid("`--timeout 0` would time out every request".into()).into());
     }
     let source: Arc<dyn ModelSource> = if is_registry_reference(&args.model) {
-        return Err(Error::Invalid(format!(
-            "`{}`: registry references need the registry (not built yet); pass a model directory",
-            args.model
-        ))
-        .into());
+        let registry = args.registry.config()?;
+        let source = RegistrySource::new(&args.model, registry, args.name, &std::env::temp_dir())?;
+        // Fail before listening when the reference cannot be resolved (unknown model or
+        // alias, unreachable registry): the server would never become ready.
+        if let Err(e) = source.current_version() {
+            // Say which registry was asked: the default one may not be the one meant.
+            let e = match e {
+                Error::Invalid(m) => Error::Invalid(format!("{}: {m}", source.describe())),
+                other => other,
+            };
+            return Err(e.into());
+        }
+        Arc::new(source)
     } else {
+        if let Some(flag) = [
+            ("--registry-uri", &args.registry.registry_uri),
+            ("--tracking-uri", &args.registry.tracking_uri),
+        ]
+        .iter()
+        .find_map(|(flag, v)| v.is_some().then_some(flag))
+        {
+            return Err(Error::Invalid(format!(
+                "`{flag}` applies only to a `models:/` reference, not to the directory `{}`",
+                args.model
+            ))
+            .into());
+        }
         let dir = PathBuf::from(&args.model);
         if !dir.is_dir() {
             return Err(Error::io(

@@ -1,5 +1,5 @@
-//! `bciops serve`: the model behind HTTP. One verified model directory (or, once the registry
-//! is wired in, a registry alias followed as it moves) answers the original's `/classify`, the
+//! `bciops serve`: the model behind HTTP. One verified model directory (or a registry alias,
+//! followed as it moves) answers the original's `/classify`, the
 //! Open Inference Protocol (KServe V2), binary bodies, health probes, `/metrics` and
 //! `/openapi.json`.
 //!
@@ -158,13 +158,14 @@ async fn reload_now(state: &Shared, source: &Arc<dyn ModelSource>, force: bool) 
         }
         Ok(Reload::Unchanged) => {}
         Err(e) => {
-            state.metrics.reload_failed();
             let current = state.slot.get().map(|m| m.version.clone());
             eprintln!(
                 "reload of {} failed, still serving version `{}`: {e}",
                 source.describe(),
                 current.as_deref().unwrap_or("none")
             );
+            // Counted after the log line, so whoever sees the count finds the reason logged.
+            state.metrics.reload_failed();
         }
     }
 }

@@ -4,7 +4,8 @@
 //! model being served and swaps in a new one atomically. A version is swapped in only after it
 //! loaded, verified and answered a warm-up prediction; otherwise the old model keeps serving
 //! and a failed reload is counted. The poll loop asks the source for its current version every
-//! interval (cheap for a directory: one small file hashed); SIGHUP forces a reload.
+//! interval (cheap: one small file hashed for a directory, one or two reads for a registry
+//! alias); SIGHUP forces a reload.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,6 +15,7 @@ use ndarray::Array2;
 use crate::error::{Error, Result};
 use crate::fsutil::sha256_hex;
 use crate::model::artifact::{self, ModelFile, CHECKSUMS};
+use crate::registry::{self, ModelRef, RegistryConfig};
 
 /// A verified model ready to serve, with the name and version clients and metrics see.
 #[derive(Debug)]
@@ -34,8 +36,8 @@ impl LoadedModel {
     }
 }
 
-/// Where the served model comes from: a model directory here; the model registry (an alias
-/// such as `models:/bci@champion`, followed as it moves) plugs in through the same trait.
+/// Where the served model comes from: a model directory ([`DirSource`]) or the model registry
+/// ([`RegistrySource`]: an alias such as `models:/bci@champion`, followed as it moves).
 ///
 /// Both methods block (file or network I/O); the server calls them off the async reactor.
 pub trait ModelSource: Send + Sync + 'static {
@@ -46,6 +48,8 @@ pub trait ModelSource: Send + Sync + 'static {
     fn current_version(&self) -> Result<String>;
     /// Loads and verifies the current model.
     fn load(&self) -> Result<LoadedModel>;
+    /// Called once `served` is swapped in, to drop what older versions left behind.
+    fn swapped(&self, _served: &LoadedModel) {}
 }
 
 /// A plain model directory (from `bciops train`). Its version is the first 12 hex digits of
@@ -192,7 +196,7 @@ impl Slot {
             match outcome {
                 Ok(model) => {
                     *last_failed = None;
-                    Ok(self.swap(model))
+                    Ok(self.swap(model, source))
                 }
                 Err(e) => {
                     *last_failed = Some(version);
@@ -204,13 +208,15 @@ impl Slot {
                 *last_failed = source.current_version().ok();
             })?;
             *last_failed = None;
-            Ok(self.swap(model))
+            Ok(self.swap(model, source))
         }
     }
 
-    fn swap(&self, model: LoadedModel) -> Reload {
+    fn swap(&self, model: LoadedModel, source: &dyn ModelSource) -> Reload {
         let version = model.version.clone();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(model));
+        let model = Arc::new(model);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(model.clone());
+        source.swapped(&model);
         Reload::Swapped { version }
     }
 }
@@ -230,6 +236,102 @@ fn load_and_warm(source: &dyn ModelSource) -> Result<LoadedModel> {
 /// A registry reference (`models:/NAME@ALIAS` or `models:/NAME/VERSION`).
 pub fn is_registry_reference(model: &str) -> bool {
     model.starts_with("models:/")
+}
+
+/// A model in the registry, by alias (followed as it moves) or by fixed version. Its version
+/// is the registry's version number; polling costs one or two registry reads, and a new
+/// version is downloaded, verified by its checksums, then loaded.
+///
+/// Downloads go to a cache directory of this process (one subdirectory per version, the old
+/// ones removed once a newer version is served; the whole cache when the source is dropped).
+#[derive(Debug)]
+pub struct RegistrySource {
+    reference: String,
+    registry: RegistryConfig,
+    /// The name served; None: the registered model's name.
+    name: Option<String>,
+    cache: PathBuf,
+}
+
+impl RegistrySource {
+    /// Checks the reference's syntax and the name, and creates the cache directory under
+    /// `cache_parent` (the system's temporary directory in `bciops serve`). Nothing is read
+    /// from the registry yet.
+    pub fn new(
+        reference: &str,
+        registry: RegistryConfig,
+        name: Option<String>,
+        cache_parent: &Path,
+    ) -> Result<Self> {
+        let parsed: ModelRef = reference.parse()?;
+        // Without `--name` the registered name is served; it must fit URLs and labels too.
+        check_name(name.as_deref().unwrap_or(&parsed.name)).map_err(|e| {
+            Error::Invalid(format!(
+                "{e}; pass `--name` to serve `{reference}` under another name"
+            ))
+        })?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let cache = cache_parent.join(format!("bciops-serve-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&cache).map_err(|e| Error::io("create directory", &cache, e))?;
+        Ok(RegistrySource {
+            reference: reference.to_owned(),
+            registry,
+            name,
+            cache,
+        })
+    }
+
+    /// Where this source downloads its versions.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache
+    }
+}
+
+impl ModelSource for RegistrySource {
+    fn describe(&self) -> String {
+        format!("{} in {}", self.reference, self.registry.display())
+    }
+
+    fn current_version(&self) -> Result<String> {
+        registry::resolve(&self.reference, &self.registry).map(|(_, v)| v.to_string())
+    }
+
+    fn load(&self) -> Result<LoadedModel> {
+        // Reloads are serialised by the slot, so one staging name is enough; the version is
+        // known only once fetched (an alias may move between `current_version` and here).
+        let incoming = self.cache.join("incoming");
+        let fetched = registry::fetch_model(&self.reference, &self.registry, &incoming)?;
+        let dir = self.cache.join(fetched.version.to_string());
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+        }
+        std::fs::rename(&incoming, &dir).map_err(|e| Error::io("rename into", &dir, e))?;
+        let model = artifact::load(&dir)?;
+        Ok(LoadedModel {
+            name: self.name.clone().unwrap_or(fetched.name),
+            version: fetched.version.to_string(),
+            model,
+        })
+    }
+
+    fn swapped(&self, served: &LoadedModel) {
+        let Ok(entries) = std::fs::read_dir(&self.cache) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy() != served.version {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+impl Drop for RegistrySource {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.cache);
+    }
 }
 
 #[cfg(test)]
