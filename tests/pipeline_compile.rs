@@ -101,7 +101,7 @@ fn every_option_compiles_to_valid_kfp_ir() {
     let yaml = std::fs::read_to_string(&out).unwrap();
     for needle in [
         "defaultPipelineRoot: gs://bucket/pipeline-root",
-        "raw: '[0, 1, 2, 3]'",
+        "raw: '[1, 2, 3, 4]'",
         "resourceType: nvidia.com/gpu",
         "runtimeParameter: uri",
         "- --max-trials\n        - '64'",

@@ -1,8 +1,6 @@
 //! `bciops pipeline run`: the local DAG runner runs each step as a bciops subcommand, caches
-//! unchanged steps by the content of their inputs, and summarises the run.
-//!
-//! compare-register and tune are written on other branches; until they land these tests stop
-//! after `train` (`--until train`).
+//! unchanged steps by the content of their inputs, and summarises the run. The cache tests stop
+//! after `train` (`--until train`); the end-to-end tests run every step of a mode.
 
 mod common;
 
@@ -20,19 +18,25 @@ const SMALL: [&str; 6] = [
 ];
 
 fn run(run_dir: &str, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "pipeline",
-        "run",
-        "--json",
-        "--until",
-        "train",
-        "--run-dir",
-        run_dir,
-    ];
+    let mut args = vec!["--until", "train"];
+    args.extend(extra);
+    run_all(run_dir, &args)
+}
+
+/// Every step of the configured mode.
+fn run_all(run_dir: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["pipeline", "run", "--json", "--run-dir", run_dir];
     args.extend(SMALL);
     args.extend(extra);
     let done = bciops(&args).success();
     serde_json::from_str(&done.stdout).unwrap_or_else(|e| panic!("{e}: {}", done.stdout))
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 fn statuses(summary: &Value) -> Vec<(String, String)> {
@@ -112,6 +116,136 @@ fn runs_steps_then_reuses_unchanged_ones() {
     let fifth = run(rd, &["--no-cache"]);
     assert_eq!(fifth["cache_hits"], 0);
     assert_eq!(status_of(&fifth, "synth"), "ran");
+}
+
+#[test]
+fn default_run_promotes_then_rejects_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let rd = run_dir.to_str().unwrap();
+    let store = dir.path().join("store");
+    let set_store = format!("registry.uri={}", store.display());
+    let extra = ["--set", set_store.as_str()];
+
+    // First run: no champion yet, so the model is registered as version 1 and promoted, and
+    // deploy smoke-tests it.
+    let first = run_all(rd, &extra);
+    assert_eq!(
+        statuses(&first),
+        pairs(&[
+            ("synth", "ran"),
+            ("preprocess", "ran"),
+            ("tune", "skipped"),
+            ("tune-merge", "skipped"),
+            ("train", "ran"),
+            ("compare-register", "ran"),
+            ("deploy", "ran"),
+        ])
+    );
+    assert_eq!(first["decision"], "promoted", "{first}");
+    assert_eq!(first["registered_version"], 1);
+    assert_eq!(first["champion_version"], 1);
+    assert_eq!(first["registry"]["alias"], "champion");
+    assert!(run_dir.join("deploy/predictions").exists());
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("compare-register/decision")).unwrap(),
+        "promoted"
+    );
+    // The alias is in the registry a server reads.
+    let models = bciops([
+        "models",
+        "list",
+        "bciops-mi",
+        "--registry-uri",
+        store.to_str().unwrap(),
+    ])
+    .success();
+    assert!(
+        models.stdout.contains("version 1 @champion"),
+        "{}",
+        models.stdout
+    );
+
+    // Second run: everything up to train is reused; compare-register asks the registry again
+    // (never cached) and the same model does not beat itself, so nothing is deployed.
+    let second = run_all(rd, &extra);
+    assert_eq!(
+        statuses(&second),
+        pairs(&[
+            ("synth", "cached"),
+            ("preprocess", "cached"),
+            ("tune", "skipped"),
+            ("tune-merge", "skipped"),
+            ("train", "cached"),
+            ("compare-register", "ran"),
+            ("deploy", "skipped"),
+        ])
+    );
+    assert_eq!(second["cache_hits"], 3);
+    assert_eq!(second["decision"], "rejected", "{second}");
+    assert_eq!(second["registered_version"], Value::Null);
+    assert_eq!(second["champion_version"], 1);
+}
+
+#[test]
+fn tune_mode_runs_shards_then_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let rd = run_dir.to_str().unwrap();
+    let summary = run_all(
+        rd,
+        &[
+            "--set",
+            "mode=tune",
+            "--set",
+            "tune.shards=2",
+            "--set",
+            "tune.max_trials=4",
+            "--set",
+            "tune.eval=cv:3",
+            "--set",
+            "tune.jobs=2",
+        ],
+    );
+    assert_eq!(
+        statuses(&summary),
+        pairs(&[
+            ("synth", "ran"),
+            ("preprocess", "ran"),
+            ("tune[1/2]", "ran"),
+            ("tune[2/2]", "ran"),
+            ("tune-merge", "ran"),
+            ("train", "skipped"),
+            ("compare-register", "skipped"),
+            ("deploy", "skipped"),
+        ])
+    );
+    // Shards are 1-based, as `tune --shard I/N` wants.
+    let shard = &summary["steps"][2]["command"];
+    let args: Vec<&str> = shard
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.windows(2).any(|w| w == ["--shard", "1/2"]), "{args:?}");
+    let merged = run_dir.join("tune-merge/sweep");
+    assert_eq!(
+        summary["outputs"]["tune-merge.sweep"],
+        merged.to_str().unwrap()
+    );
+    let best: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("best.json")).unwrap()).unwrap();
+    assert!(best.is_object(), "{best}");
+    // The merged table holds both shards' trials: 4 in all.
+    let trials: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("trials.json")).unwrap())
+            .unwrap();
+    let n = trials
+        .as_array()
+        .or_else(|| trials["trials"].as_array())
+        .map(Vec::len);
+    assert_eq!(n, Some(4), "{trials}");
 }
 
 #[test]

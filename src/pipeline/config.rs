@@ -13,6 +13,12 @@ use crate::error::{Error, Result};
 /// The embedded default, identical to `configs/pipeline.yaml`.
 pub const DEFAULT_YAML: &str = include_str!("../../configs/pipeline.yaml");
 
+/// The default `tune.sweep`, relative to a checkout of the project.
+pub const DEFAULT_SWEEP: &str = "configs/sweep.yaml";
+
+/// The file `DEFAULT_SWEEP` names, embedded so that a run outside a checkout still tunes.
+pub const DEFAULT_SWEEP_YAML: &str = include_str!("../../configs/sweep.yaml");
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
@@ -126,6 +132,10 @@ pub struct RegistryConfig {
     #[serde(deserialize_with = "text")]
     pub metric: String,
     pub min_delta: f64,
+    /// `--registry-uri` of compare-register; None: its own default ($MLFLOW_REGISTRY_URI,
+    /// $MLFLOW_TRACKING_URI, else `./bciops-store`, where `serve` looks too).
+    #[serde(default)]
+    pub uri: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -121,7 +121,7 @@ pub enum Node {
         condition: Condition,
         body: Vec<Node>,
     },
-    /// The body once per shard `0..shards`, in parallel.
+    /// The body once per shard `1..=shards` (`tune --shard I/N` is 1-based), in parallel.
     ForShards {
         shards: u32,
         body: Vec<Node>,
@@ -406,10 +406,15 @@ pub fn build(config: &PipelineConfig) -> Dag {
     add("alias", ParamType::String, s(&reg.alias));
     add("metric", ParamType::String, s(&reg.metric));
     add("min_delta", ParamType::Double, Scalar::Float(reg.min_delta));
+    let mut registry_args = Vec::new();
+    if let Some(uri) = &reg.uri {
+        add("registry_uri", ParamType::String, s(uri));
+        registry_args = vec![lit("--registry-uri"), param("registry_uri")];
+    }
     train_branch.push(Node::Step(Step {
         name: "compare-register".into(),
         command: vec!["compare-register".into()],
-        args: vec![
+        args: [
             lit("--model"),
             Arg::Input("model".into()),
             lit("--name"),
@@ -423,7 +428,10 @@ pub fn build(config: &PipelineConfig) -> Dag {
             lit("--decision-out"),
             Arg::OutputParam("decision".into()),
             lit("--json"),
-        ],
+        ]
+        .into_iter()
+        .chain(registry_args)
+        .collect(),
         inputs: vec![input("model", "train", "model", Model)],
         outputs: vec![],
         output_params: vec!["decision".into()],

@@ -574,7 +574,8 @@ impl Emitter<'_> {
                 task["triggerPolicy"] = json!({"condition": expr});
             }
             Node::ForShards { shards, body } => {
-                let items: Vec<String> = (0..*shards).map(|i| i.to_string()).collect();
+                // `tune --shard I/N` counts from 1.
+                let items: Vec<String> = (1..=*shards).map(|i| i.to_string()).collect();
                 task["parameterIterator"] = json!({
                     "itemInput": loop_item.clone().expect("loops have an item"),
                     "items": {"raw": format!("[{}]", items.join(", "))},
@@ -738,7 +739,7 @@ mod tests {
             "inputs.parameter_values['pipelinechannel--mode'] == 'tune'",
             "inputs.parameter_values['pipelinechannel--mode'] == 'train'",
             "inputs.parameter_values['pipelinechannel--compare-register-decision'] == 'promoted'",
-            "raw: '[0, 1, 2]'",
+            "raw: '[1, 2, 3]'",
             "{{$.outputs.parameters[''decision''].output_file}}",
             "resourceMemoryLimit: 8Gi",
             "isArtifactList: true",

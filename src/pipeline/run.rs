@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::config::{Mode, PipelineConfig};
+use super::config::{Mode, PipelineConfig, DEFAULT_SWEEP, DEFAULT_SWEEP_YAML};
 use super::dag::{Arg, ArtifactRef, Condition, Dag, Node, Step, IMPORTED};
 use crate::error::{Error, Result};
 
@@ -57,6 +57,11 @@ pub struct RunSummary {
     pub cache_hits: usize,
     /// compare-register's decision, when it ran.
     pub decision: Option<String>,
+    /// The version holding the alias after compare-register (what a server following
+    /// `models:/NAME@ALIAS` serves).
+    pub champion_version: Option<u64>,
+    /// The version compare-register registered for this run's model (None: not registered).
+    pub registered_version: Option<u64>,
     /// The registry's answer (`compare-register --json`), when it ran.
     pub registry: Option<serde_json::Value>,
     /// Where the final artifacts are: the model, best.json, the dataset.
@@ -116,10 +121,14 @@ pub fn run(dag: &Dag, config: &PipelineConfig, opts: &RunOptions) -> Result<RunS
     }
     runner.nodes(&dag.nodes, None)?;
 
-    let registry = runner
+    let registry: Option<serde_json::Value> = runner
         .stdout
         .get("compare-register")
         .and_then(|s| serde_json::from_str(s).ok());
+    // Keys of `compare-register --json` (registry::compare::Decision).
+    let version_of = |key: &str| registry.as_ref().and_then(|v| v.get(key)?.as_u64());
+    let champion_version = version_of("alias_version");
+    let registered_version = version_of("version");
     let mut outputs = BTreeMap::new();
     for (r, paths) in &runner.artifacts {
         if let [one] = paths.as_slice() {
@@ -140,6 +149,8 @@ pub fn run(dag: &Dag, config: &PipelineConfig, opts: &RunOptions) -> Result<RunS
         steps: runner.reports,
         seconds: start.elapsed().as_secs_f64(),
         decision: runner.decisions.get("compare-register").cloned(),
+        champion_version,
+        registered_version,
         registry,
         outputs,
     })
@@ -152,7 +163,14 @@ impl Runner<'_> {
                 Node::Import {
                     name, uri_param, ..
                 } => {
-                    let path = PathBuf::from(&self.params[uri_param]);
+                    let mut path = PathBuf::from(&self.params[uri_param]);
+                    if uri_param == "sweep_uri"
+                        && path == Path::new(DEFAULT_SWEEP)
+                        && !path.exists()
+                        && self.config.mode == Mode::Tune
+                    {
+                        path = self.embedded_sweep()?;
+                    }
                     let r = ArtifactRef {
                         step: name.clone(),
                         output: IMPORTED.into(),
@@ -187,13 +205,28 @@ impl Runner<'_> {
                     }
                 }
                 Node::ForShards { shards, body } => {
-                    for i in 0..*shards {
+                    // Shards count from 1, as `tune --shard I/N` does. One after the other:
+                    // each tune already uses every core.
+                    for i in 1..=*shards {
                         self.nodes(body, Some((i, *shards)))?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Outside a checkout `configs/sweep.yaml` is not there: the binary's copy is used.
+    fn embedded_sweep(&self) -> Result<PathBuf> {
+        let dir = self.opts.run_dir.join("import-sweep");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let path = dir.join("sweep.yaml");
+        std::fs::write(&path, DEFAULT_SWEEP_YAML).map_err(|e| Error::io("write", &path, e))?;
+        eprintln!(
+            "import-sweep: no {DEFAULT_SWEEP} here, using the embedded copy ({})",
+            path.display()
+        );
+        Ok(path)
     }
 
     fn skip(&mut self, step: &Step, why: &str) {
@@ -494,19 +527,25 @@ pub fn describe(summary: &RunSummary, config: &PipelineConfig) -> String {
             "decision: {d} (registry `{}`, alias `{}`)\n",
             reg.name, reg.alias
         ));
-        let version = summary.registry.as_ref().and_then(|v| {
-            ["champion_version", "version"]
-                .iter()
-                .find_map(|k| v.get(k))
-                .map(|v| v.to_string())
-        });
-        if let Some(v) = version {
+        if let Some(v) = summary.registered_version {
+            out.push_str(&format!("registered version: {v}\n"));
+        }
+        if let Some(v) = summary.champion_version {
             out.push_str(&format!("champion version: {v}\n"));
         }
+        let registry = reg.uri.as_deref().map_or_else(
+            || "the default registry (./bciops-store unless $MLFLOW_REGISTRY_URI or $MLFLOW_TRACKING_URI is set)".to_owned(),
+            |u| format!("`{u}`"),
+        );
         if d == "promoted" {
             out.push_str(&format!(
-                "deploy: a server started with `bciops serve --model models:/{}@{}` follows the alias and now serves the new champion\n",
-                reg.name, reg.alias
+                "deploy: `{}` now points at the new model in {registry}; a server started with `bciops serve --model models:/{}@{}` picks it up\n",
+                reg.alias, reg.name, reg.alias
+            ));
+        } else {
+            out.push_str(&format!(
+                "deploy: nothing to do, `{}` is unchanged in {registry}\n",
+                reg.alias
             ));
         }
     }
