@@ -21,19 +21,19 @@ if [ ! -f "$work/.done-$subjects" ]; then
 fi
 n=$(.venv-bench/bin/python -c "import numpy as np; print(np.load('$work/epochs/y.npy').shape[0])")
 # The folds tune uses (seed 42, cv:5), written by train for the peer to reuse.
-$bin train --data "$work/epochs" --out "$work/folds-model" --eval cv:5 --seed 42 --no-report --quiet
+$bin train --data "$work/epochs" --out "$work/folds-model" --eval cv:5 --seed 42 --no-report --quiet --no-track
 
 start=$(date +%s.%N)
 $bin tune --data "$work/epochs" --sweep configs/sweep.yaml --out "$work/sweep" --eval cv:5 --seed 42 \
-  --restart --quiet --json --top 0 > "$work/tune.json"
+  --restart --quiet --json --top 0 --no-track > "$work/tune.json"
 end=$(date +%s.%N)
 rs_wall=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
-peer=$(.venv-bench/bin/python scripts/bench/tune_gridsearch.py "$work/epochs" "$work/folds-model/cv_predictions.csv" "$jobs")
+MNE_LOGGING_LEVEL=ERROR .venv-bench/bin/python scripts/bench/tune_gridsearch.py "$work/epochs" "$work/folds-model/cv_predictions.csv" "$jobs" "$work/peer.json" > "$work/peer.log" 2>&1
 
-.venv-bench/bin/python - "$rs_wall" "$peer" "$n" "$subjects" "$work/tune.json" <<'PY'
+.venv-bench/bin/python - "$rs_wall" "$work/peer.json" "$n" "$subjects" "$work/tune.json" <<'PY'
 import json, os, sys
 rs_wall = float(sys.argv[1])
-peer = json.loads(sys.argv[2])
+peer = json.load(open(sys.argv[2]))
 n, subjects = sys.argv[3], sys.argv[4]
 rs = json.load(open(sys.argv[5]))
 best = rs["best"]

@@ -29,7 +29,7 @@ sum_r=0; sum_b=0; wins=0
 for ((s = 1; s <= seeds; s++)); do
   for m in random bayes; do
     $bin tune --data "$work/epochs" --sweep "$work/$m.yaml" --out "$work/bvr-$m-$s" --seed "$s" \
-      --max-trials "$budget" --restart --quiet --top 0 --no-track
+      --max-trials "$budget" --restart --quiet --top 0 --no-track 2>/dev/null
   done
   r=$(best "$work/bvr-random-$s"); b=$(best "$work/bvr-bayes-$s")
   printf '%-6s %9.2f%% %9.2f%%\n' "$s" "$(awk -v v="$r" 'BEGIN{print v*100}')" "$(awk -v v="$b" 'BEGIN{print v*100}')"

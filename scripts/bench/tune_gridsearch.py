@@ -2,11 +2,12 @@
 pipeline of MNE `CSP` + `SVC`, as the original W&B sweep trained each combination, on the same
 epochs and exactly the same folds (read from bciops' cv_predictions.csv for the same seed).
 
-Usage: tune_gridsearch.py DATASET_DIR CV_PREDICTIONS_CSV N_JOBS
-Prints one JSON line: best mean accuracy and its parameters, the number of combinations that
+Usage: tune_gridsearch.py DATASET_DIR CV_PREDICTIONS_CSV N_JOBS OUT_JSON
+Writes one JSON object to OUT_JSON (stdout is left to the libraries' chatter): best mean accuracy and its parameters, the number of combinations that
 failed, seconds.
 """
 import csv
+import os
 import json
 import sys
 import time
@@ -19,9 +20,11 @@ from sklearn.model_selection import GridSearchCV, PredefinedSplit
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
+# Worker processes import MNE afresh: the environment variable reaches them, the call does not.
+os.environ["MNE_LOGGING_LEVEL"] = "ERROR"
 mne.set_log_level("ERROR")
 warnings.filterwarnings("ignore")
-data, preds_csv, n_jobs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data, preds_csv, n_jobs, out_json = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 X = np.load(data + "/X.npy").astype(np.float64)
 y = np.load(data + "/y.npy")
 fold = np.full(len(y), -1)
@@ -44,10 +47,11 @@ start = time.perf_counter()
 search.fit(X, y)
 seconds = time.perf_counter() - start
 scores = search.cv_results_["mean_test_score"]
-print(json.dumps({
+open(out_json, "w").write(json.dumps({
     "best_accuracy": float(search.best_score_),
     "best_params": {k.split("__")[1]: v for k, v in search.best_params_.items()},
     "failed": int(np.isnan(scores).sum()),
     "combinations": int(len(scores)),
     "seconds": seconds,
 }, default=str))
+
