@@ -45,7 +45,8 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn tune(data: &Path, sweep: &Path, out: &Path, extra: &[&str]) -> common::Done {
+/// `bciops tune --data --sweep --out` plus `extra`, not yet run.
+fn tune_cmd(data: &Path, sweep: &Path, out: &Path, extra: &[&str]) -> common::Run {
     let mut args = vec![
         "tune",
         "--data",
@@ -55,11 +56,16 @@ fn tune(data: &Path, sweep: &Path, out: &Path, extra: &[&str]) -> common::Done {
         "--out",
         out.to_str().unwrap(),
     ];
+    args.extend_from_slice(extra);
+    bciops(args)
+}
+
+fn tune(data: &Path, sweep: &Path, out: &Path, extra: &[&str]) -> common::Done {
+    let mut args = extra.to_vec();
     if !extra.contains(&"--eval") {
         args.extend(["--eval", "cv:3"]);
     }
-    args.extend_from_slice(extra);
-    bciops(args).success()
+    tune_cmd(data, sweep, out, &args).success()
 }
 
 /// Trial id → (status, metric), the part of a sweep's result that must not depend on timing.
@@ -203,16 +209,7 @@ fn a_killed_sweep_resumes_without_rerunning_finished_trials() {
 
     // Another sweep's journal is refused (exit 2), unless --restart.
     let other = write(dir.path(), "other.yaml", &GRID.replace("0.5", "0.25"));
-    bciops([
-        "tune",
-        "--data",
-        data.to_str().unwrap(),
-        "--sweep",
-        other.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .fails(2, "belongs to another sweep");
+    tune_cmd(&data, &other, &out, &[]).fails(2, "belongs to another sweep");
 }
 
 #[test]
@@ -381,18 +378,7 @@ fn bad_sweeps_and_data_exit_2_with_the_reason() {
         "good.yaml",
         "method: grid\nparameters:\n  C: {values: [1]}\n",
     );
-    bciops([
-        "tune",
-        "--data",
-        data.to_str().unwrap(),
-        "--sweep",
-        good.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--shard",
-        "3/2",
-    ])
-    .fails(2, "shard `3/2`");
+    tune_cmd(&data, &good, &out, &["--shard", "3/2"]).fails(2, "shard `3/2`");
 
     // A dataset with one class.
     let raw = dir.path().join("raw");
@@ -407,16 +393,7 @@ fn bad_sweeps_and_data_exit_2_with_the_reason() {
         "left",
     ])
     .success();
-    bciops([
-        "tune",
-        "--data",
-        one.to_str().unwrap(),
-        "--sweep",
-        good.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .fails(2, "one class");
+    tune_cmd(&one, &good, &out, &[]).fails(2, "one class");
 }
 
 #[test]
@@ -430,19 +407,12 @@ fn a_sweep_is_a_run_and_its_trials_are_child_runs() {
     );
     let store = dir.path().join("store");
     let out = dir.path().join("out");
-    bciops([
-        "tune",
-        "--data",
-        data.to_str().unwrap(),
-        "--sweep",
-        sweep.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--eval",
-        "cv:3",
-        "--tracking-uri",
-        store.to_str().unwrap(),
-    ])
+    tune_cmd(
+        &data,
+        &sweep,
+        &out,
+        &["--eval", "cv:3", "--tracking-uri", store.to_str().unwrap()],
+    )
     .env("BCIOPS_NO_TRACK", "0")
     .success();
     let listed = bciops(["runs", "list", "--store", store.to_str().unwrap(), "--json"])

@@ -106,6 +106,13 @@ pub async fn classify(
         })
     })
     .await?;
+    Ok(json_answer(&st, timed, &model.version))
+}
+
+/// `Server-Timing: parse;dur=…, infer;dur=…` (milliseconds) and the model version, so a
+/// client can split the cost of a request without scraping metrics.
+/// A JSON answer with the timing headers, once parse and inference time are counted.
+pub fn json_answer(st: &Shared, timed: Timed<Vec<u8>>, version: &str) -> Response {
     st.metrics.parse(timed.parse);
     st.metrics.inference(timed.infer);
     let mut r = (
@@ -116,12 +123,10 @@ pub async fn classify(
         timed.value,
     )
         .into_response();
-    add_timing(&mut r, timed.parse, timed.infer, &model.version);
-    Ok(r)
+    add_timing(&mut r, timed.parse, timed.infer, version);
+    r
 }
 
-/// `Server-Timing: parse;dur=…, infer;dur=…` (milliseconds) and the model version, so a
-/// client can split the cost of a request without scraping metrics.
 pub fn add_timing(r: &mut Response, parse: Duration, infer: Duration, version: &str) {
     let value = format!(
         "parse;dur={:.3}, infer;dur={:.3}",

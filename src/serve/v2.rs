@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::classify::{add_timing, Timed};
+use super::classify::{json_answer, Timed};
 use super::reload::LoadedModel;
 use super::routes::{blocking, read_body, ApiError, Permit, Shared};
 use super::tensor::{infer as run_model, Nested, Trials};
@@ -222,16 +222,5 @@ pub async fn infer(
         })
     })
     .await?;
-    st.metrics.parse(timed.parse);
-    st.metrics.inference(timed.infer);
-    let mut r = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        timed.value,
-    )
-        .into_response();
-    add_timing(&mut r, timed.parse, timed.infer, &model.version);
-    Ok(r)
+    Ok(json_answer(&st, timed, &model.version))
 }
