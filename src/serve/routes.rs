@@ -106,6 +106,16 @@ impl IntoResponse for ApiError {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        // These answers can go out before the request body was read; the server then closes
+        // the connection, so it says so, and a client does not send its next request down a
+        // connection that is about to close (seen as `IncompleteMessage` in the tests).
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::PAYLOAD_TOO_LARGE
+        ) {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         r
     }
 }
