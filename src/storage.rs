@@ -958,24 +958,12 @@ pub struct OutputDir {
 
 impl OutputDir {
     pub fn new(dest: &Location) -> Result<OutputDir> {
-        match dest {
-            Location::Local(p) => Ok(OutputDir {
-                dest: dest.clone(),
-                path: p.clone(),
-                _scratch: None,
-            }),
-            Location::Remote(_) => {
-                let scratch = Scratch::new()?;
-                let path = scratch
-                    .0
-                    .join(dest.file_name().unwrap_or_else(|| "out".into()));
-                Ok(OutputDir {
-                    dest: dest.clone(),
-                    path,
-                    _scratch: Some(scratch),
-                })
-            }
-        }
+        let (path, scratch) = staging(dest)?;
+        Ok(OutputDir {
+            dest: dest.clone(),
+            path,
+            _scratch: scratch,
+        })
     }
 
     /// Where the core writes the directory.
@@ -996,6 +984,21 @@ impl OutputDir {
     }
 }
 
+/// Where an output is written before it is published: the destination itself when local, a
+/// path in a fresh scratch directory (kept alive by the returned guard) when remote.
+fn staging(dest: &Location) -> Result<(PathBuf, Option<Scratch>)> {
+    match dest {
+        Location::Local(p) => Ok((p.clone(), None)),
+        Location::Remote(_) => {
+            let scratch = Scratch::new()?;
+            let path = scratch
+                .0
+                .join(dest.file_name().unwrap_or_else(|| "out".into()));
+            Ok((path, Some(scratch)))
+        }
+    }
+}
+
 /// An output file, as [`OutputDir`] for one file.
 #[derive(Debug)]
 pub struct OutputFile {
@@ -1006,24 +1009,12 @@ pub struct OutputFile {
 
 impl OutputFile {
     pub fn new(dest: &Location) -> Result<OutputFile> {
-        match dest {
-            Location::Local(p) => Ok(OutputFile {
-                dest: dest.clone(),
-                path: p.clone(),
-                _scratch: None,
-            }),
-            Location::Remote(_) => {
-                let scratch = Scratch::new()?;
-                let path = scratch
-                    .0
-                    .join(dest.file_name().unwrap_or_else(|| "out".into()));
-                Ok(OutputFile {
-                    dest: dest.clone(),
-                    path,
-                    _scratch: Some(scratch),
-                })
-            }
-        }
+        let (path, scratch) = staging(dest)?;
+        Ok(OutputFile {
+            dest: dest.clone(),
+            path,
+            _scratch: scratch,
+        })
     }
 
     pub fn path(&self) -> &Path {

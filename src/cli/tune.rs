@@ -113,7 +113,8 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
         return Err(Error::Invalid("`tune` needs --data, --sweep and --out".into()).into());
     };
     let bytes = storage::read_file(&sweep_path)?;
-    let text = String::from_utf8(bytes.clone())
+    let sweep_sha256 = crate::fsutil::sha256_hex(&bytes);
+    let text = String::from_utf8(bytes)
         .map_err(|_| Error::malformed(sweep_path.to_string(), "is not UTF-8 text"))?;
     let sweep = sweep::parse(&text, &sweep_path.to_string())?;
     let base = match &args.params {
@@ -134,7 +135,7 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     }
     let config = TuneConfig {
         sweep,
-        sweep_sha256: crate::fsutil::sha256_hex(&bytes),
+        sweep_sha256,
         evaluation: args.evaluation,
         seed: args.seed,
         jobs,

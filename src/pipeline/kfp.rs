@@ -626,46 +626,66 @@ impl Emitter<'_> {
     }
 }
 
+/// A resource setting: config field, value, old and current IR field, parser, what it is.
+type Quantity<'a> = (
+    &'a str,
+    &'a Option<String>,
+    &'a str,
+    &'a str,
+    fn(&str) -> Option<f64>,
+    &'a str,
+);
+
 /// The container's `resources`, with both the current string fields (`resourceCpuLimit`, …)
 /// and the deprecated numeric ones older backends read, as the kfp SDK writes them.
 fn resources(step: &str, s: &super::config::StepSettings) -> Result<Map<String, Value>> {
     let mut r = Map::new();
-    let cpu = |field: &str, v: &Option<String>, r: &mut Map<String, Value>| -> Result<()> {
-        if let Some(q) = v {
-            let cores = cpu_cores(q).ok_or_else(|| {
+    // Each quantity goes in twice: as written (current field) and as a number (old field).
+    let quantities: [Quantity<'_>; 4] = [
+        (
+            "cpu_limit",
+            &s.cpu_limit,
+            "cpuLimit",
+            "resourceCpuLimit",
+            cpu_cores,
+            "CPU",
+        ),
+        (
+            "cpu_request",
+            &s.cpu_request,
+            "cpuRequest",
+            "resourceCpuRequest",
+            cpu_cores,
+            "CPU",
+        ),
+        (
+            "memory_limit",
+            &s.memory_limit,
+            "memoryLimit",
+            "resourceMemoryLimit",
+            memory_gb,
+            "memory",
+        ),
+        (
+            "memory_request",
+            &s.memory_request,
+            "memoryRequest",
+            "resourceMemoryRequest",
+            memory_gb,
+            "memory",
+        ),
+    ];
+    for (field, value, old, new, parse, kind) in quantities {
+        if let Some(q) = value {
+            let number = parse(q).ok_or_else(|| {
                 Error::Invalid(format!(
-                    "`steps.{step}.{field}`: `{q}` is not a CPU quantity"
+                    "`steps.{step}.{field}`: `{q}` is not a {kind} quantity"
                 ))
             })?;
-            let (old, new) = match field {
-                "cpu_limit" => ("cpuLimit", "resourceCpuLimit"),
-                _ => ("cpuRequest", "resourceCpuRequest"),
-            };
-            r.insert(old.into(), json!(cores));
+            r.insert(old.into(), json!(number));
             r.insert(new.into(), json!(q));
         }
-        Ok(())
-    };
-    cpu("cpu_limit", &s.cpu_limit, &mut r)?;
-    cpu("cpu_request", &s.cpu_request, &mut r)?;
-    let mem = |field: &str, v: &Option<String>, r: &mut Map<String, Value>| -> Result<()> {
-        if let Some(q) = v {
-            let gb = memory_gb(q).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "`steps.{step}.{field}`: `{q}` is not a memory quantity"
-                ))
-            })?;
-            let (old, new) = match field {
-                "memory_limit" => ("memoryLimit", "resourceMemoryLimit"),
-                _ => ("memoryRequest", "resourceMemoryRequest"),
-            };
-            r.insert(old.into(), json!(gb));
-            r.insert(new.into(), json!(q));
-        }
-        Ok(())
-    };
-    mem("memory_limit", &s.memory_limit, &mut r)?;
-    mem("memory_request", &s.memory_request, &mut r)?;
+    }
     if let Some(a) = &s.accelerator {
         if a.count == 0 || a.kind.is_empty() {
             return Err(Error::Invalid(format!(
