@@ -20,6 +20,8 @@
 //! # Ok::<(), bciops::Error>(())
 //! ```
 
+use std::ops::Range;
+
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -195,7 +197,7 @@ pub fn sosfilt(sos: &[[f64; 6]], x: &mut [f64]) {
 /// `padlen = 3 * (2 * sections + 1 - min(#b2 == 0, #a2 == 0))` samples at both ends and
 /// steady-state initial conditions (`sosfilt_zi`) scaled by the first sample of each pass.
 pub fn sosfiltfilt(sos: &[[f64; 6]], x: &mut [f64]) -> Result<()> {
-    ZeroPhasePlan::new(sos, x.len())?.run([x]);
+    ZeroPhasePlan::new(sos, x.len())?.run([x], true, true);
     Ok(())
 }
 
@@ -260,13 +262,6 @@ pub fn apply(sos: &[[f64; 6]], mode: FilterMode, x: &mut [f64]) -> Result<()> {
 /// row, as in scipy: split or fill gaps before filtering.
 pub fn filter_rows(sos: &[[f64; 6]], mode: FilterMode, data: &mut Array2<f64>) -> Result<()> {
     let samples = data.ncols();
-    let plan = match mode {
-        FilterMode::ZeroPhase => Some(ZeroPhasePlan::new(sos, samples)?),
-        FilterMode::Causal => None,
-    };
-    if data.nrows() == 0 || samples == 0 {
-        return Ok(());
-    }
     // Standard layout makes each row one contiguous slice; anything else gets a copy.
     if !data.is_standard_layout() {
         *data = data.as_standard_layout().into_owned();
@@ -274,26 +269,179 @@ pub fn filter_rows(sos: &[[f64; 6]], mode: FilterMode, data: &mut Array2<f64>) -
     let Some(flat) = data.as_slice_mut() else {
         unreachable!("a standard-layout array is contiguous");
     };
+    let whole = std::iter::once(0..samples).collect::<Vec<_>>();
+    filter_spans(sos, mode, flat, samples, &whole)
+}
+
+/// Samples a filter needs to forget its state: its slowest pole's magnitude `r` raised to this
+/// power is below [`SETTLE_TOLERANCE`]. None for an unstable filter (a pole on or outside the
+/// unit circle), which never forgets.
+pub fn settle_samples(sos: &[[f64; 6]]) -> Option<usize> {
+    let mut slowest: f64 = 0.0;
+    for s in sos {
+        // Poles of z² + a1 z + a2 (a0 = 1).
+        let (a1, a2) = (s[4], s[5]);
+        let disc = a1 * a1 - 4.0 * a2;
+        let r = if disc < 0.0 {
+            a2.sqrt()
+        } else {
+            let root = disc.sqrt();
+            ((-a1 + root) / 2.0).abs().max(((-a1 - root) / 2.0).abs())
+        };
+        slowest = slowest.max(r);
+    }
+    if slowest.is_nan() || slowest >= 1.0 {
+        return None;
+    }
+    if slowest == 0.0 {
+        return Some(1);
+    }
+    Some((SETTLE_TOLERANCE.ln() / slowest.ln()).ceil() as usize)
+}
+
+/// How far a filter's initial state must have decayed before its output is used: far below
+/// one ulp of a double (1.1e-16), so that a span filtered from an estimated state differs from
+/// the whole recording's filtering only by rounding (≤ 1e-14 of the signal's largest value in
+/// the tests; no value of the benchmark's float32 `X.npy` changes).
+pub const SETTLE_TOLERANCE: f64 = 1e-20;
+
+/// The spans of a `samples`-long recording that must be filtered so that every window in
+/// `windows` comes out as if the whole recording had been: each window widened by `settle`
+/// samples on both sides, clipped to the recording, overlapping spans merged. Sorted.
+pub fn spans_around(
+    windows: impl IntoIterator<Item = Range<usize>>,
+    settle: usize,
+    samples: usize,
+) -> Vec<Range<usize>> {
+    let mut wide: Vec<Range<usize>> = windows
+        .into_iter()
+        .map(|w| {
+            w.start.saturating_sub(settle).min(samples)..w.end.saturating_add(settle).min(samples)
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    wide.sort_by_key(|w| w.start);
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(wide.len());
+    for w in wide {
+        match merged.last_mut() {
+            Some(last) if w.start <= last.end => last.end = last.end.max(w.end),
+            _ => merged.push(w),
+        }
+    }
+    merged
+}
+
+/// Filters only `spans` of each `samples`-long row of `flat` (rows one after another), in
+/// place. Where a span touches an end of the recording it is filtered exactly as [`apply`]
+/// filters the whole row (scipy's padding and initial conditions); where it starts or ends
+/// inside the recording the pass starts from the steady state for the first sample it sees,
+/// whose error has decayed below [`SETTLE_TOLERANCE`] after [`settle_samples`] samples — so
+/// the caller widens its windows by that much ([`spans_around`]). Samples outside the spans
+/// are left as they were.
+pub fn filter_spans(
+    sos: &[[f64; 6]],
+    mode: FilterMode,
+    flat: &mut [f64],
+    samples: usize,
+    spans: &[Range<usize>],
+) -> Result<()> {
+    let plan = match mode {
+        FilterMode::ZeroPhase => Some(ZeroPhasePlan::new(sos, samples)?),
+        FilterMode::Causal => None,
+    };
+    if samples == 0 || flat.is_empty() {
+        return Ok(());
+    }
+    if let Some(bad) = spans.iter().find(|s| s.start >= s.end || s.end > samples) {
+        return Err(Error::Invalid(format!(
+            "span `{bad:?}` is not within a recording of `{samples}` samples"
+        )));
+    }
+    if let Some(pair) = spans.windows(2).find(|p| p[1].start < p[0].end) {
+        return Err(Error::Invalid(format!(
+            "spans `{:?}` and `{:?}` overlap or are out of order",
+            pair[0], pair[1]
+        )));
+    }
+    // scipy pads an end of the recording with `padlen` samples reflected from inside it: a
+    // span at an end must hold them (the recording itself is long enough, checked above).
+    let min_len = plan.as_ref().map_or(0, |p| p.padlen + 1);
+    let widened: Vec<Range<usize>>;
+    let spans = if spans
+        .iter()
+        .any(|s| (s.start == 0 || s.end == samples) && s.len() < min_len)
+    {
+        widened = spans_around(
+            spans.iter().map(|s| {
+                if s.start == 0 {
+                    0..s.end.max(min_len)
+                } else if s.end == samples {
+                    s.start.min(samples - min_len)..samples
+                } else {
+                    s.clone()
+                }
+            }),
+            0,
+            samples,
+        );
+        &widened[..]
+    } else {
+        spans
+    };
+    let zi = sosfilt_zi(sos)?;
     let mut groups = flat.chunks_exact_mut(samples * LANES);
     for group in groups.by_ref() {
         let mut rows = group.chunks_exact_mut(samples);
         let mut rows: [&mut [f64]; LANES] =
             std::array::from_fn(|_| rows.next().unwrap_or_default());
-        match &plan {
-            Some(plan) => plan.run(rows),
-            None => {
-                let mut state = vec![[[0.0; LANES]; 2]; sos.len()];
-                filter_in_blocks(sos, &mut state, &mut rows, false);
-            }
+        for span in spans {
+            let part = rows.each_mut().map(|r| &mut r[span.clone()]);
+            run_span(sos, &zi, plan.as_ref(), span, samples, part);
         }
     }
     for row in groups.into_remainder().chunks_exact_mut(samples) {
-        match &plan {
-            Some(plan) => plan.run([row]),
-            None => sosfilt(sos, row),
+        for span in spans {
+            run_span(
+                sos,
+                &zi,
+                plan.as_ref(),
+                span,
+                samples,
+                [&mut row[span.clone()]],
+            );
         }
     }
     Ok(())
+}
+
+/// One span of `L` rows: see [`filter_spans`].
+fn run_span<const L: usize>(
+    sos: &[[f64; 6]],
+    zi: &[[f64; 2]],
+    plan: Option<&ZeroPhasePlan>,
+    span: &Range<usize>,
+    samples: usize,
+    mut rows: [&mut [f64]; L],
+) {
+    let (at_start, at_end) = (span.start == 0, span.end == samples);
+    match plan {
+        Some(plan) => plan.run(rows, at_start, at_end),
+        None => {
+            let mut state = if at_start {
+                vec![[[0.0; L]; 2]; sos.len()]
+            } else {
+                scaled_zi(zi, std::array::from_fn(|lane| rows[lane][0]))
+            };
+            filter_in_blocks(sos, &mut state, &mut rows, false);
+        }
+    }
+}
+
+/// The steady-state delays for a constant input `x0` in every lane.
+fn scaled_zi<const L: usize>(zi: &[[f64; 2]], x0: [f64; L]) -> Vec<[[f64; L]; 2]> {
+    zi.iter()
+        .map(|z| [x0.map(|x| z[0] * x), x0.map(|x| z[1] * x)])
+        .collect()
 }
 
 /// Channels filtered together by [`filter_rows`]: two doubles fill one SSE2 register, the
@@ -372,34 +520,38 @@ impl<'a> ZeroPhasePlan<'a> {
     /// Forward-backward filtering of `L` equally long rows in place. Only the padding lives
     /// outside the rows: the forward pass overwrites each row, the backward pass reads it back
     /// and never needs to run over the left padding, whose output scipy discards.
-    fn run<const L: usize>(&self, mut rows: [&mut [f64]; L]) {
+    ///
+    /// `at_start` / `at_end` say whether the rows begin / end where the recording does; a
+    /// side that does not is an interior edge of a span (see [`filter_spans`]): no padding,
+    /// and the pass starts from the steady state of the first sample it meets.
+    fn run<const L: usize>(&self, mut rows: [&mut [f64]; L], at_start: bool, at_end: bool) {
         let samples = rows[0].len();
         let pad = self.padlen;
-        assert!(rows.iter().all(|r| r.len() == samples) && samples > pad);
+        assert!(rows.iter().all(|r| r.len() == samples) && samples > 0);
         // scipy's odd_ext: 2 * x[0] - x[pad..0], x, 2 * x[-1] - x[-2..-pad-2].
-        let mut left = vec![[0.0; L]; pad];
-        let mut right = vec![[0.0; L]; pad];
+        let left_pad = if at_start { pad } else { 0 };
+        let right_pad = if at_end { pad } else { 0 };
+        assert!(
+            samples > left_pad.max(right_pad),
+            "filter_spans widens edge spans"
+        );
+        let mut left = vec![[0.0; L]; left_pad];
+        let mut right = vec![[0.0; L]; right_pad];
         for (lane, row) in rows.iter().enumerate() {
             let (first, last) = (row[0], row[samples - 1]);
-            for (frame, &v) in left.iter_mut().zip(row[1..=pad].iter().rev()) {
+            for (frame, &v) in left.iter_mut().zip(row[1..=left_pad].iter().rev()) {
                 frame[lane] = 2.0 * first - v;
             }
-            let tail = &row[samples - 1 - pad..samples - 1];
+            let tail = &row[samples - 1 - right_pad..samples - 1];
             for (frame, &v) in right.iter_mut().zip(tail.iter().rev()) {
                 frame[lane] = 2.0 * last - v;
             }
         }
-        let scaled = |x0: [f64; L]| -> Vec<[[f64; L]; 2]> {
-            self.zi
-                .iter()
-                .map(|z| [x0.map(|x| z[0] * x), x0.map(|x| z[1] * x)])
-                .collect()
-        };
         let first: [f64; L] = match left.first() {
             Some(frame) => *frame,
             None => std::array::from_fn(|lane| rows[lane][0]),
         };
-        let mut state = scaled(first);
+        let mut state = scaled_zi(&self.zi, first);
         cascade(self.sos, &mut state, left.iter_mut());
         filter_in_blocks(self.sos, &mut state, &mut rows, false);
         cascade(self.sos, &mut state, right.iter_mut());
@@ -407,7 +559,7 @@ impl<'a> ZeroPhasePlan<'a> {
             Some(frame) => *frame,
             None => std::array::from_fn(|lane| rows[lane][samples - 1]),
         };
-        let mut state = scaled(last);
+        let mut state = scaled_zi(&self.zi, last);
         cascade(self.sos, &mut state, right.iter_mut().rev());
         filter_in_blocks(self.sos, &mut state, &mut rows, true);
     }
@@ -1665,5 +1817,84 @@ mod tests {
         let bad = r#"{"low": 30.0, "high": 8.0, "order": 4, "rate": 250.0}"#;
         let err = serde_json::from_str::<BandPass>(bad).unwrap_err();
         assert!(err.to_string().contains("`30`"), "{err}");
+    }
+
+    /// Three channels of a brown-noise + 10 Hz + DC-offset signal, the kind of thing an EEG
+    /// amplifier records (the DC offset makes a wrong initial state show).
+    fn eeg_like(rows: usize, samples: usize) -> Array2<f64> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        let mut data = Array2::zeros((rows, samples));
+        for (c, mut row) in data.rows_mut().into_iter().enumerate() {
+            let mut walk = 0.0;
+            for (i, v) in row.iter_mut().enumerate() {
+                walk = 0.995 * walk + rng.gen_range(-5.0..5.0);
+                *v = 300.0 * (c as f64 + 1.0) + walk + 20.0 * (i as f64 * 0.25).sin();
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn spans_reproduce_whole_recording_filtering_bit_for_bit() {
+        let samples = 40_000;
+        let whole_input = eeg_like(3, samples);
+        // Windows at the very start and end, near them, two overlapping, and isolated ones.
+        let windows = [
+            0..300,
+            150..900,
+            5_000..5_750,
+            5_900..6_650,
+            20_000..20_750,
+            39_100..39_850,
+            39_250..40_000,
+        ];
+        for (band, order) in [((8.0, 30.0), 4), ((8.0, 30.0), 2), ((4.0, 40.0), 8)] {
+            let sos = BandPass::new(band.0, band.1, order, 250.0).unwrap().sos();
+            let settle = settle_samples(&sos).unwrap();
+            let spans = spans_around(windows.iter().cloned(), settle, samples);
+            // The isolated windows stay apart: the test covers interior span edges.
+            assert!(spans.len() >= 3, "{spans:?}");
+            for mode in [FilterMode::ZeroPhase, FilterMode::Causal] {
+                let mut whole = whole_input.clone();
+                filter_rows(&sos, mode, &mut whole).unwrap();
+                let mut part = whole_input.clone();
+                let flat = part.as_slice_mut().unwrap();
+                filter_spans(&sos, mode, flat, samples, &spans).unwrap();
+                // Relative to the largest input (offset included): the state a span starts
+                // from is off by up to that, decayed to rounding level over `settle` samples.
+                let scale = whole_input.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+                let mut worst = 0.0_f64;
+                for w in &windows {
+                    let cols = ndarray::s![.., w.clone()];
+                    for (g, e) in part.slice(cols).iter().zip(whole.slice(cols)) {
+                        worst = worst.max((g - e).abs() / scale);
+                    }
+                }
+                eprintln!("{band:?}/{order} {mode}: worst {worst:e}");
+                // Rounding level (f64 eps is 2.2e-16); the fixtures' tolerance is 1e-9.
+                assert!(worst <= 1e-14, "{band:?}/{order} {mode}: {worst:e}");
+            }
+        }
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one span is the case under test
+    fn span_bookkeeping() {
+        assert_eq!(
+            spans_around([10..20, 15..30, 100..110], 5, 112),
+            vec![5..35, 95..112]
+        );
+        assert_eq!(spans_around([0..5], 0, 3), vec![0..3]);
+        assert!(spans_around(Vec::<Range<usize>>::new(), 5, 10).is_empty());
+        // 8-30 Hz order 4 at 250 Hz: slowest pole 0.9535 (scipy), 0.95350^968 < 1e-20.
+        let sos = band_8_30(4).sos();
+        assert_eq!(settle_samples(&sos), Some(968));
+        let unstable = [[1.0, 0.0, 0.0, 1.0, 0.0, -1.5]];
+        assert_eq!(settle_samples(&unstable), None);
+        let mut x = vec![0.0; 100];
+        let bad = filter_spans(&sos, FilterMode::Causal, &mut x, 100, &[10..50, 40..60]);
+        assert!(matches!(bad, Err(Error::Invalid(m)) if m.contains("overlap")));
+        let bad = filter_spans(&sos, FilterMode::Causal, &mut x, 100, &[10..150]);
+        assert!(matches!(bad, Err(Error::Invalid(m)) if m.contains("`10..150`")));
     }
 }

@@ -80,6 +80,9 @@ pub struct GdfFile {
     pub event_descriptions: BTreeMap<u16, String>,
     /// The event table's sampling rate as stored; `None` when the file has no event table.
     pub event_rate: Option<f64>,
+    /// Whether any decoded sample was at its channel's digital minimum (a gap, now NaN), found
+    /// while decoding so that callers need not scan the data for NaN again.
+    pub has_gaps: bool,
 }
 
 /// Reads a GDF file with all its channels.
@@ -102,10 +105,18 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<GdfFile> {
 ///
 /// Events attached to a channel that is not kept are dropped; the others have their channel
 /// number renumbered to the kept channels (1-based, 0 = all channels).
-pub fn parse_channels(
+pub fn parse_channels(bytes: &[u8], name: &str, keep: impl FnMut(&str) -> bool) -> Result<GdfFile> {
+    parse_channels_into(bytes, name, keep, Vec::new())
+}
+
+/// [`parse_channels`], decoding into `buffer`'s memory: a caller reading many recordings
+/// hands back the last one's data (`Array2::into_raw_vec_and_offset`) and saves the page
+/// faults of a fresh allocation of hundreds of megabytes per file.
+pub fn parse_channels_into(
     bytes: &[u8],
     name: &str,
     mut keep: impl FnMut(&str) -> bool,
+    buffer: Vec<f64>,
 ) -> Result<GdfFile> {
     let b = Bytes { b: bytes, name };
     let fixed = FixedHeader::parse(&b)?;
@@ -146,7 +157,10 @@ pub fn parse_channels(
     let spr = layouts[selected[0]].spr as usize;
     // Cannot overflow: n_records × spr ≤ n_records × record_size, which was checked above.
     let n_samples = n_records * spr;
-    let mut data = vec![0.0; selected.len() * n_samples];
+    // Every element is decoded below, so old contents may stay; only growth is zeroed.
+    let mut data = buffer;
+    data.resize(selected.len() * n_samples, 0.0);
+    let mut has_gaps = false;
     if n_samples > 0 {
         let mut rows: Vec<(&mut [f64], &ChannelLayout, Scaling)> = data
             .chunks_exact_mut(n_samples)
@@ -166,7 +180,7 @@ pub fn parse_channels(
             let n = block.min(n_records - first_record);
             for (row, layout, scaling) in &mut rows {
                 let out = &mut row[first_record * spr..(first_record + n) * spr];
-                layout
+                has_gaps |= layout
                     .ty
                     .decode_channel(&records, layout.offset, scaling, out);
             }
@@ -202,6 +216,7 @@ pub fn parse_channels(
         channels,
         event_descriptions,
         event_rate,
+        has_gaps,
     })
 }
 
@@ -433,8 +448,14 @@ impl SampleType {
     }
 
     /// Decodes the samples at `offset` in each record of `records` into `out` (as many records
-    /// as `out` holds `spr`-sample chunks).
-    fn decode_channel(self, records: &Records, offset: usize, scaling: &Scaling, out: &mut [f64]) {
+    /// as `out` holds `spr`-sample chunks); true if any was a gap.
+    fn decode_channel(
+        self,
+        records: &Records,
+        offset: usize,
+        scaling: &Scaling,
+        out: &mut [f64],
+    ) -> bool {
         // One monomorphised loop per type: this is the hot path of reading a recording.
         match self {
             Self::I8 => records.decode(out, offset, scaling, |b: [u8; 1]| f64::from(b[0] as i8)),
@@ -463,23 +484,28 @@ struct Records<'a> {
 }
 
 impl Records<'_> {
-    /// The caller has checked that every record lies within `bytes`.
+    /// The caller has checked that every record lies within `bytes`. True if any sample was
+    /// at the digital minimum (a gap).
     fn decode<const N: usize>(
         &self,
         out: &mut [f64],
         offset: usize,
         scaling: &Scaling,
         value: impl Fn([u8; N]) -> f64,
-    ) {
+    ) -> bool {
+        let mut gap = false;
         for (r, out) in out.chunks_exact_mut(self.spr).enumerate() {
             let start = self.first + r * self.stride + offset;
             let samples = &self.bytes[start..start + self.spr * N];
             for (o, sample) in out.iter_mut().zip(samples.chunks_exact(N)) {
                 if let Some(sample) = sample.first_chunk::<N>() {
-                    *o = scaling.apply(value(*sample));
+                    let raw = value(*sample);
+                    gap |= raw == scaling.digital_min;
+                    *o = scaling.apply(raw);
                 }
             }
         }
+        gap
     }
 }
 
