@@ -64,7 +64,8 @@ pub struct Remote {
 }
 
 impl Remote {
-    fn join(&self, name: &str) -> Remote {
+    /// A child key (`name` may hold `/`).
+    pub fn join(&self, name: &str) -> Remote {
         let name = name.trim_matches('/');
         let key = match (self.key.is_empty(), name.is_empty()) {
             (true, _) => name.to_owned(),
@@ -533,6 +534,13 @@ async fn list_under(store: &dyn ObjectStore, remote: &Remote) -> Result<Vec<(Str
     Ok(out)
 }
 
+/// Every object under a remote prefix (recursively), relative names with their sizes, sorted;
+/// empty when there is none.
+pub fn list_prefix(remote: &Remote) -> Result<Vec<(String, u64)>> {
+    let s = store(remote)?;
+    block_on(list_under(s.as_ref(), remote))?
+}
+
 /// An entry found under a location by [`list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -944,6 +952,109 @@ pub fn write_file(dest: &Location, bytes: &[u8]) -> Result<()> {
                 .map_err(|e| store_error("write", remote, e))
         }
     }
+}
+
+/// The sha256 that the completion marker of the published remote directory `loc` lists for its
+/// file `name`: one small read, so a server can poll a model on a bucket cheaply. None when
+/// the directory has no marker (absent or half-written); an error when the marker does not
+/// list `name`.
+pub fn published_sha256(loc: &Remote, name: &str) -> Result<Option<String>> {
+    let s = store(loc)?;
+    let marker = loc.join(MARKER);
+    let bytes = match block_on(async {
+        match s.get(&marker.object()).await {
+            Ok(got) => got.bytes().await.map(Some),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })? {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(store_error("read", &marker, e)),
+    };
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::malformed(marker.to_string(), format!("not a completion marker: {e}"))
+    })?;
+    match manifest.files.get(name) {
+        Some(entry) => Ok(Some(entry.sha256.clone())),
+        None => Err(Error::malformed(
+            loc.to_string(),
+            format!(
+                "has no `{name}` (bucket `{}`, key `{}`)",
+                loc.bucket,
+                loc.join(name).key
+            ),
+        )),
+    }
+}
+
+/// What an object held when it was read, for a conditional replace ([`replace_if`]).
+#[derive(Debug, Clone)]
+pub struct Revision(object_store::UpdateVersion);
+
+/// A small object's bytes and revision; None when there is no such object.
+pub fn read_revision(remote: &Remote) -> Result<Option<(Vec<u8>, Revision)>> {
+    let s = store(remote)?;
+    let got = block_on(async {
+        match s.get(&remote.object()).await {
+            Ok(got) => {
+                let revision = object_store::UpdateVersion {
+                    e_tag: got.meta.e_tag.clone(),
+                    version: got.meta.version.clone(),
+                };
+                got.bytes()
+                    .await
+                    .map(|b| Some((b.to_vec(), Revision(revision))))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })?;
+    got.map_err(|e| store_error("read", remote, e))
+}
+
+/// Creates an object only if none exists under its key (a conditional put: `If-None-Match: *`
+/// on S3, `ifGenerationMatch=0` on GCS), so two writers can never both create it. False when
+/// the object already exists.
+pub fn create_new(remote: &Remote, bytes: &[u8]) -> Result<bool> {
+    let s = store(remote)?;
+    let opts = object_store::PutOptions {
+        mode: object_store::PutMode::Create,
+        ..Default::default()
+    };
+    match block_on(s.put_opts(&remote.object(), bytes.to_vec().into(), opts))? {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(conditional_error(remote, e)),
+    }
+}
+
+/// Replaces an object only if it is still at `revision` (`If-Match` with its ETag on S3, its
+/// generation on GCS). False when another writer changed it since it was read.
+pub fn replace_if(remote: &Remote, bytes: &[u8], revision: &Revision) -> Result<bool> {
+    let s = store(remote)?;
+    let opts = object_store::PutOptions {
+        mode: object_store::PutMode::Update(revision.0.clone()),
+        ..Default::default()
+    };
+    match block_on(s.put_opts(&remote.object(), bytes.to_vec().into(), opts))? {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::Precondition { .. }) => Ok(false),
+        Err(e) => Err(conditional_error(remote, e)),
+    }
+}
+
+/// A store without conditional writes cannot host what needs them; say so plainly.
+fn conditional_error(remote: &Remote, e: object_store::Error) -> Error {
+    if matches!(e, object_store::Error::NotImplemented { .. }) {
+        return Error::Invalid(format!(
+            "bucket `{}` ({}://): the store does not support conditional writes, which the \
+             registry needs to number versions safely",
+            remote.bucket,
+            remote.scheme.prefix()
+        ));
+    }
+    store_error("write", remote, e)
 }
 
 /// An output directory: the core writes into [`OutputDir::path`], then [`OutputDir::publish`]

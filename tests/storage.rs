@@ -6,85 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use common::s3::{boto, create_bucket, download, s3, s3_bciops, SECRET};
 use common::{bciops, Run};
-
-/// A secret no message may show.
-const SECRET: &str = "bciops-test-secret-Zq81xv";
-
-/// Where moto listens and a Python with boto3, or None (skip) outside CI.
-fn s3() -> Option<(String, String)> {
-    match (
-        std::env::var("BCIOPS_S3_ENDPOINT"),
-        std::env::var("BCIOPS_S3_PYTHON"),
-    ) {
-        (Ok(endpoint), Ok(python)) => Some((endpoint, python)),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("BCIOPS_S3_ENDPOINT is not set under CI: run the tests through scripts/test.sh")
-        }
-        _ => {
-            eprintln!(
-                "skipping: BCIOPS_S3_ENDPOINT is not set (scripts/services/10-moto.sh sets it)"
-            );
-            None
-        }
-    }
-}
-
-/// bciops pointed at moto with dummy credentials.
-fn s3_bciops(endpoint: &str, args: &[&str]) -> Run {
-    bciops(args)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_REGION", "us-east-1")
-}
-
-/// Runs boto3 against moto (an independent S3 client): `code` sees `s3` and `sys.argv`.
-fn boto(endpoint: &str, python: &str, code: &str, args: &[&str]) -> String {
-    let program = format!(
-        "import sys, boto3\ns3 = boto3.client('s3', endpoint_url='{endpoint}', \
-         aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\n{code}"
-    );
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(program)
-        .args(args)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "boto3 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn create_bucket(endpoint: &str, python: &str, bucket: &str) {
-    boto(
-        endpoint,
-        python,
-        "s3.create_bucket(Bucket=sys.argv[1])",
-        &[bucket],
-    );
-}
-
-/// Downloads every object under `prefix/` into `dest` with boto3.
-fn download(endpoint: &str, python: &str, bucket: &str, prefix: &str, dest: &Path) {
-    boto(
-        endpoint,
-        python,
-        "import os\n\
-         b, p, d = sys.argv[1:4]\n\
-         for o in s3.list_objects_v2(Bucket=b, Prefix=p + '/')['Contents']:\n\
-         \x20   rel = o['Key'][len(p) + 1:]\n\
-         \x20   os.makedirs(os.path.dirname(os.path.join(d, rel)), exist_ok=True)\n\
-         \x20   s3.download_file(b, o['Key'], os.path.join(d, rel))\n",
-        &[bucket, prefix, dest.to_str().unwrap()],
-    );
-}
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -166,7 +90,7 @@ fn preprocess_and_train_through_s3_give_the_bytes_of_a_local_run() {
     s3_bciops(&endpoint, &args).success();
     let done = s3_bciops(
         &endpoint,
-        &[
+        [
             "preprocess",
             "-i",
             &remote("raw"),
@@ -179,7 +103,7 @@ fn preprocess_and_train_through_s3_give_the_bytes_of_a_local_run() {
     assert!(done.stderr.contains(&remote("epochs")), "{}", done.stderr);
     s3_bciops(
         &endpoint,
-        &[
+        [
             "train",
             "-d",
             &remote("epochs"),
@@ -194,7 +118,7 @@ fn preprocess_and_train_through_s3_give_the_bytes_of_a_local_run() {
     .success();
     let done = s3_bciops(
         &endpoint,
-        &[
+        [
             "predict",
             "-m",
             &remote("model"),
@@ -285,7 +209,7 @@ fn storage_errors_name_bucket_and_key_and_never_the_secret() {
     let epochs = format!("s3://{bucket}/epochs");
     s3_bciops(
         &endpoint,
-        &[
+        [
             "preprocess",
             "-i",
             raw.to_str().unwrap(),
@@ -299,7 +223,7 @@ fn storage_errors_name_bucket_and_key_and_never_the_secret() {
     // A bucket that does not exist.
     let done = s3_bciops(
         &endpoint,
-        &[
+        [
             "train",
             "-d",
             "s3://no-such-bucket-q7/epochs",
@@ -313,7 +237,7 @@ fn storage_errors_name_bucket_and_key_and_never_the_secret() {
     // A key that does not exist.
     let done = s3_bciops(
         &endpoint,
-        &[
+        [
             "preprocess",
             "-i",
             &format!("s3://{bucket}/raw/A09T.gdf"),
@@ -326,7 +250,7 @@ fn storage_errors_name_bucket_and_key_and_never_the_secret() {
     stderrs.push(done.stderr);
     let done = s3_bciops(
         &endpoint,
-        &[
+        [
             "train",
             "-d",
             &format!("s3://{bucket}/nothing-here"),
@@ -350,7 +274,7 @@ fn storage_errors_name_bucket_and_key_and_never_the_secret() {
     );
     let done = s3_bciops(
         &endpoint,
-        &[
+        [
             "train",
             "-d",
             &epochs,
@@ -376,7 +300,7 @@ fn storage_errors_name_bucket_and_key_and_never_the_secret() {
     );
     let done = s3_bciops(
         &endpoint,
-        &[
+        [
             "train",
             "-d",
             &epochs,
@@ -395,7 +319,7 @@ fn storage_errors_name_bucket_and_key_and_never_the_secret() {
     stderrs.push(done.stderr);
     let done = s3_bciops(
         &endpoint,
-        &[
+        [
             "predict",
             "-m",
             &format!("s3://{bucket}/m"),
@@ -428,4 +352,287 @@ fn storage_errors_name_bucket_and_key_and_never_the_secret() {
         assert!(!stderr.contains(SECRET), "the secret leaked:\n{stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line:\n{stderr}");
     }
+}
+
+/// A model trained locally on a small synthetic set and published to `s3://BUCKET/KEY`.
+fn train_to_s3(endpoint: &str, tmp: &Path, bucket: &str, key: &str) -> String {
+    let raw = tmp.join("raw");
+    let epochs = tmp.join("epochs");
+    if !epochs.join("X.npy").is_file() {
+        bciops(synth_args(raw.to_str().unwrap())).success();
+        bciops([
+            "preprocess",
+            "-i",
+            raw.to_str().unwrap(),
+            "-o",
+            epochs.to_str().unwrap(),
+            "-q",
+        ])
+        .success();
+    }
+    let uri = format!("s3://{bucket}/{key}");
+    s3_bciops(
+        endpoint,
+        [
+            "train",
+            "-d",
+            epochs.to_str().unwrap(),
+            "-o",
+            &uri,
+            "--eval",
+            "cv:2",
+            "--no-report",
+            "-q",
+        ],
+    )
+    .success();
+    uri
+}
+
+fn parse(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn compare_register_takes_a_model_from_a_bucket_and_records_its_uri() {
+    let Some((endpoint, python)) = s3() else {
+        return;
+    };
+    let bucket = "bciops-compare";
+    create_bucket(&endpoint, &python, bucket);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_to_s3(&endpoint, tmp.path(), bucket, "models/a");
+    let store = tmp.path().join("store");
+    let decision = format!("s3://{bucket}/decision");
+    let done = s3_bciops(
+        &endpoint,
+        [
+            "compare-register",
+            "--model",
+            &model,
+            "--name",
+            "bci",
+            "--registry-uri",
+            store.to_str().unwrap(),
+            "--decision-out",
+            &decision,
+            "--json",
+        ],
+    )
+    .success();
+    let d = parse(&done.stdout);
+    assert_eq!(
+        (d["decision"].as_str(), d["version"].as_u64()),
+        (Some("promoted"), Some(1))
+    );
+    // The version records the bucket URI, not the temporary copy it was checked in.
+    let version = json(&store.join("registry/bci/versions/1/version.json"));
+    assert_eq!(version["source"], model.as_str());
+    assert_eq!(version["tags"]["bciops.model_uri"], model.as_str());
+    let copied = store.join("registry/bci/versions/1/files");
+    assert!(copied.join("model.json").is_file());
+    assert_eq!(
+        boto(
+            &endpoint,
+            &python,
+            "print(s3.get_object(Bucket=sys.argv[1], Key='decision')['Body'].read().decode())",
+            &[bucket],
+        )
+        .trim(),
+        "promoted"
+    );
+
+    // A model that is not there: exit 2, naming bucket and key.
+    let done = s3_bciops(
+        &endpoint,
+        [
+            "compare-register",
+            "--model",
+            &format!("s3://{bucket}/models/none"),
+            "--name",
+            "bci",
+            "--registry-uri",
+            store.to_str().unwrap(),
+        ],
+    )
+    .fails(
+        2,
+        &format!("nothing under key `models/none` in bucket `{bucket}`"),
+    );
+    assert!(!done.stderr.contains(SECRET));
+    assert_eq!(done.stderr.trim_end().lines().count(), 1, "{}", done.stderr);
+}
+
+/// compare-register into a registry on the bucket (no lock: conditional writes).
+fn register_into(endpoint: &str, model: &str, name: &str, registry: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "compare-register",
+        "--model",
+        model,
+        "--name",
+        name,
+        "--registry-uri",
+        registry,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    s3_bciops(endpoint, args)
+}
+
+#[test]
+fn a_registry_on_a_bucket_numbers_versions_and_moves_aliases_under_races() {
+    let Some((endpoint, python)) = s3() else {
+        return;
+    };
+    let bucket = "bciops-registry";
+    create_bucket(&endpoint, &python, bucket);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = train_to_s3(&endpoint, tmp.path(), bucket, "models/a");
+    let registry = format!("s3://{bucket}/store");
+
+    let first = parse(
+        &register_into(&endpoint, &model, "bci", &registry, &[])
+            .success()
+            .stdout,
+    );
+    assert_eq!(
+        (first["decision"].as_str(), first["version"].as_u64()),
+        (Some("promoted"), Some(1))
+    );
+    // The same model again is no better: rejected, not registered.
+    let same = parse(
+        &register_into(&endpoint, &model, "bci", &registry, &[])
+            .success()
+            .stdout,
+    );
+    assert_eq!(
+        (same["decision"].as_str(), same["version"].as_u64()),
+        (Some("rejected"), None)
+    );
+    // With a negative margin it is promoted as version 2.
+    let second = parse(
+        &register_into(&endpoint, &model, "bci", &registry, &["--min-delta", "-1"])
+            .success()
+            .stdout,
+    );
+    assert_eq!(
+        (second["decision"].as_str(), second["version"].as_u64()),
+        (Some("promoted"), Some(2))
+    );
+    let resolved = s3_bciops(
+        &endpoint,
+        [
+            "models",
+            "resolve",
+            "models:/bci@champion",
+            "--registry-uri",
+            &registry,
+            "--json",
+        ],
+    )
+    .success();
+    assert_eq!(parse(&resolved.stdout)["version"], 2);
+    let listed = parse(
+        &s3_bciops(
+            &endpoint,
+            [
+                "models",
+                "list",
+                "bci",
+                "--registry-uri",
+                &registry,
+                "--json",
+            ],
+        )
+        .success()
+        .stdout,
+    );
+    let versions: Vec<u64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    assert_eq!(listed[0]["tags"]["bciops.replaced_by"], "2");
+    assert_eq!(listed[1]["source"], model.as_str());
+    let fetched = tmp.path().join("fetched");
+    s3_bciops(
+        &endpoint,
+        [
+            "models",
+            "fetch",
+            "models:/bci/2",
+            "--out",
+            fetched.to_str().unwrap(),
+            "--registry-uri",
+            &registry,
+        ],
+    )
+    .success();
+    assert!(fetched.join("model.json").is_file());
+    // The version's files are a published directory, with their completion marker.
+    let marker = boto(
+        &endpoint,
+        &python,
+        "print(s3.get_object(Bucket=sys.argv[1], Key='store/registry/bci/versions/2/files/_COMPLETE')['Body'].read().decode())",
+        &[bucket],
+    );
+    assert!(marker.contains("model.json"), "{marker}");
+
+    // Three registrations at once of a new name, each accepted whatever the champion (so each
+    // registers): three distinct numbers, and the alias on one of them.
+    let outcomes: Vec<serde_json::Value> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    register_into(&endpoint, &model, "race", &registry, &["--min-delta", "-1"])
+                        .success()
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| parse(&r.join().unwrap().stdout))
+            .collect()
+    });
+    let mut numbers: Vec<u64> = outcomes
+        .iter()
+        .map(|d| d["version"].as_u64().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3], "{outcomes:?}");
+    let champion = parse(
+        &s3_bciops(
+            &endpoint,
+            [
+                "models",
+                "resolve",
+                "models:/race@champion",
+                "--registry-uri",
+                &registry,
+                "--json",
+            ],
+        )
+        .success()
+        .stdout,
+    )["version"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .any(|d| d["decision"] == "promoted" && d["version"] == champion),
+        "champion {champion}: {outcomes:?}"
+    );
+
+    // A registry in a bucket that does not exist: exit 2, naming it.
+    let done = register_into(
+        &endpoint,
+        &model,
+        "bci",
+        "s3://no-such-bucket-r4/store",
+        &[],
+    )
+    .fails(2, "bucket `no-such-bucket-r4` does not exist");
+    assert!(!done.stderr.contains(SECRET));
 }
