@@ -524,7 +524,7 @@ async fn list_under(store: &dyn ObjectStore, remote: &Remote) -> Result<Vec<(Str
     let mut out: Vec<(String, u64)> = metas
         .into_iter()
         .filter_map(|m| {
-            let key = m.location.to_string();
+            let key = unescape(m.location.as_ref());
             key.strip_prefix(&strip)
                 .filter(|rel| !rel.is_empty())
                 .map(|rel| (rel.to_owned(), m.size))
@@ -539,6 +539,28 @@ async fn list_under(store: &dyn ObjectStore, remote: &Remote) -> Result<Vec<(Str
 pub fn list_prefix(remote: &Remote) -> Result<Vec<(String, u64)>> {
     let s = store(remote)?;
     block_on(list_under(s.as_ref(), remote))?
+}
+
+/// A listed key as it was written: `object_store` percent-encodes the characters it does not
+/// allow in a path part (`%`, `~`, `#`, …) and lists keys in that form, so decoding gives back
+/// the key that [`Remote::join`] was given (a model named `a b/c` is stored as `a%20b%2Fc`).
+fn unescape(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An entry found under a location by [`list`].
@@ -1180,6 +1202,15 @@ mod tests {
             let e = Location::parse(bad).unwrap_err().to_string();
             assert!(e.contains('`') || bad.is_empty(), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn listed_keys_decode_to_the_keys_written() {
+        for key in ["a%20b%2Fc/model.json", "plain/x.npy", "50%/~x#y", "é/ü"] {
+            let stored = Key::from(key);
+            assert_eq!(unescape(stored.as_ref()), key, "{stored}");
+        }
+        assert_eq!(unescape("bad%zz%4"), "bad%zz%4");
     }
 
     #[test]

@@ -479,6 +479,9 @@ fn register_into(endpoint: &str, model: &str, name: &str, registry: &str, extra:
     s3_bciops(endpoint, args)
 }
 
+/// A model name with characters that a bucket key must escape.
+const RACE: &str = "bci 2a/race~1";
+
 #[test]
 fn a_registry_on_a_bucket_numbers_versions_and_moves_aliases_under_races() {
     let Some((endpoint, python)) = s3() else {
@@ -488,7 +491,13 @@ fn a_registry_on_a_bucket_numbers_versions_and_moves_aliases_under_races() {
     create_bucket(&endpoint, &python, bucket);
     let tmp = tempfile::tempdir().unwrap();
     let model = train_to_s3(&endpoint, tmp.path(), bucket, "models/a");
-    let registry = format!("s3://{bucket}/store");
+    // A fresh prefix, so that a second run against the same server starts from nothing.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let store = format!("store-{nanos}");
+    let registry = format!("s3://{bucket}/{store}");
 
     let first = parse(
         &register_into(&endpoint, &model, "bci", &registry, &[])
@@ -575,18 +584,19 @@ fn a_registry_on_a_bucket_numbers_versions_and_moves_aliases_under_races() {
     let marker = boto(
         &endpoint,
         &python,
-        "print(s3.get_object(Bucket=sys.argv[1], Key='store/registry/bci/versions/2/files/_COMPLETE')['Body'].read().decode())",
-        &[bucket],
+        "print(s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2] + '/registry/bci/versions/2/files/_COMPLETE')['Body'].read().decode())",
+        &[bucket, &store],
     );
     assert!(marker.contains("model.json"), "{marker}");
 
-    // Three registrations at once of a new name, each accepted whatever the champion (so each
-    // registers): three distinct numbers, and the alias on one of them.
+    // Three registrations at once of a new name (one that needs escaping in a key), each
+    // accepted whatever the champion (so each registers): three distinct numbers, and the
+    // alias on one of them.
     let outcomes: Vec<serde_json::Value> = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..3)
             .map(|_| {
                 scope.spawn(|| {
-                    register_into(&endpoint, &model, "race", &registry, &["--min-delta", "-1"])
+                    register_into(&endpoint, &model, RACE, &registry, &["--min-delta", "-1"])
                         .success()
                 })
             })
@@ -607,7 +617,7 @@ fn a_registry_on_a_bucket_numbers_versions_and_moves_aliases_under_races() {
             [
                 "models",
                 "resolve",
-                "models:/race@champion",
+                &format!("models:/{RACE}@champion"),
                 "--registry-uri",
                 &registry,
                 "--json",
@@ -624,6 +634,26 @@ fn a_registry_on_a_bucket_numbers_versions_and_moves_aliases_under_races() {
             .any(|d| d["decision"] == "promoted" && d["version"] == champion),
         "champion {champion}: {outcomes:?}"
     );
+    let models = parse(
+        &s3_bciops(
+            &endpoint,
+            ["models", "list", "--registry-uri", &registry, "--json"],
+        )
+        .success()
+        .stdout,
+    );
+    let names: Vec<(&str, u64)> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap(),
+                m["latest_version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("bci", 2), (RACE, 3)]);
 
     // A registry in a bucket that does not exist: exit 2, naming it.
     let done = register_into(
