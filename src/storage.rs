@@ -563,6 +563,37 @@ fn unescape(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A digest of what is stored under a remote location, without downloading it: every object
+/// under the prefix (or the object itself) with its size and ETag, which the store changes
+/// whenever the content changes. A published directory's marker, listing every file's sha256,
+/// is among them. For a pipeline's cache key.
+pub fn fingerprint(remote: &Remote) -> Result<String> {
+    let s = store(remote)?;
+    let prefix = (!remote.key.is_empty()).then(|| remote.object());
+    let mut metas: Vec<object_store::ObjectMeta> = block_on(
+        s.list(prefix.as_ref())
+            .try_collect::<Vec<object_store::ObjectMeta>>(),
+    )?
+    .map_err(|e| store_error("list", remote, e))?;
+    if metas.is_empty() && !remote.key.is_empty() {
+        metas
+            .push(block_on(s.head(&remote.object()))?.map_err(|e| store_error("read", remote, e))?);
+    }
+    metas.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut hasher = sha2::Sha256::new();
+    for m in &metas {
+        let rel = m
+            .location
+            .as_ref()
+            .strip_prefix(remote.key.as_str())
+            .unwrap_or_default();
+        hasher.update(
+            format!("{rel}\0{}\0{}\n", m.size, m.e_tag.as_deref().unwrap_or("")).as_bytes(),
+        );
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
 /// An entry found under a location by [`list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -697,3 +697,93 @@ fn gs_uris_go_to_the_configured_endpoint_and_errors_keep_the_secret() {
     assert!(!done.stderr.contains(SECRET), "{}", done.stderr);
     assert_eq!(done.stderr.trim_end().lines().count(), 1, "{}", done.stderr);
 }
+
+fn step_status(summary: &serde_json::Value, step: &str) -> String {
+    summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == step)
+        .unwrap_or_else(|| panic!("no step `{step}` in {summary}"))["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn pipeline_run_reads_recordings_from_a_bucket_and_registers_into_one() {
+    let Some((endpoint, python)) = s3() else {
+        return;
+    };
+    let bucket = "bciops-pipeline";
+    create_bucket(&endpoint, &python, bucket);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let raw = format!("s3://{bucket}/{nanos}/raw");
+    let store = format!("s3://{bucket}/{nanos}/store");
+    let synth = |seed: &str| {
+        let mut args = synth_args(&raw);
+        let at = args.iter().position(|a| a == "--seed").unwrap();
+        args[at + 1] = seed.to_owned();
+        s3_bciops(&endpoint, &args).success();
+    };
+    synth("5");
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let run = || {
+        let done = s3_bciops(
+            &endpoint,
+            [
+                "pipeline",
+                "run",
+                "--json",
+                "--run-dir",
+                run_dir.to_str().unwrap(),
+                "--set",
+                "data.source=uri",
+                "--set",
+                &format!("data.uri={raw}"),
+                "--set",
+                &format!("registry.uri={store}"),
+                "--set",
+                "train.eval=cv:3",
+            ],
+        )
+        .success();
+        parse(&done.stdout)
+    };
+
+    let first = run();
+    for step in ["preprocess", "train", "compare-register", "deploy"] {
+        assert_eq!(step_status(&first, step), "ran", "{step}: {first}");
+    }
+    assert_eq!(first["decision"], "promoted", "{first}");
+    assert_eq!(first["registered_version"], 1);
+    // Unchanged recordings on the bucket: preprocess and train are reused.
+    let second = run();
+    assert_eq!(step_status(&second, "preprocess"), "cached", "{second}");
+    assert_eq!(step_status(&second, "train"), "cached", "{second}");
+    assert_eq!(second["decision"], "rejected", "{second}");
+    // New recordings under the same URI change the inputs' fingerprint: preprocess runs again.
+    synth("6");
+    let third = run();
+    assert_eq!(step_status(&third, "preprocess"), "ran", "{third}");
+    let resolved = s3_bciops(
+        &endpoint,
+        [
+            "models",
+            "resolve",
+            "models:/bciops-mi@champion",
+            "--registry-uri",
+            &store,
+            "--json",
+        ],
+    )
+    .success();
+    assert_eq!(
+        parse(&resolved.stdout)["version"],
+        third["champion_version"]
+    );
+}
