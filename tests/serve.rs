@@ -1069,6 +1069,67 @@ fn a_model_on_a_bucket_is_served_and_replaced_on_sighup_and_by_polling() {
             "127.0.0.1:0",
         ],
     )
-    .fails(2, &format!("bucket `{bucket}`, key `served/none`"));
+    .fails(
+        2,
+        &format!("nothing under key `served/none` in bucket `{bucket}`"),
+    );
     assert!(!done.stderr.contains(SECRET));
+    let done = s3_bciops(
+        &endpoint,
+        [
+            "serve",
+            "--model",
+            "s3://no-such-bucket-s9/m",
+            "--addr",
+            "127.0.0.1:0",
+        ],
+    )
+    .fails(2, "bucket `no-such-bucket-s9` does not exist");
+    assert!(!done.stderr.contains(SECRET));
+}
+
+#[test]
+fn a_registry_alias_on_a_bucket_is_served_and_followed() {
+    let Some((endpoint, python)) = s3() else {
+        return;
+    };
+    let f = fixture();
+    let bucket = "bciops-serve-registry";
+    create_bucket(&endpoint, &python, bucket);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let registry = format!("s3://{bucket}/store-{nanos}");
+    let register = |model: &Path| {
+        s3_bciops(
+            &endpoint,
+            [
+                "compare-register",
+                "--model",
+                model.to_str().unwrap(),
+                "--name",
+                "bci",
+                "--min-delta",
+                "-1",
+                "--registry-uri",
+                &registry,
+            ],
+        )
+        .success();
+    };
+    register(&f.model_a);
+    let env = s3_env(&endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_env(
+        Path::new("models:/bci@champion"),
+        &["--registry-uri", &registry, "--poll-interval", "0"],
+        &env,
+    );
+    assert_eq!(server.version(), "1");
+    let (code, _) = server.post_json("/classify", &trials_json(&f.x, 1));
+    assert_eq!(code, 200);
+    register(&f.model_b);
+    server.signal("-HUP");
+    server.wait_until("version 2 after SIGHUP", |s| s.version() == "2");
 }

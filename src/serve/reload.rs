@@ -176,16 +176,28 @@ impl BucketDirSource {
         })
     }
 
-    fn half_written(&self) -> Error {
-        Error::malformed(
-            self.remote.to_string(),
-            format!(
-                "no complete model (bucket `{}`, key `{}`): no completion marker `{}`",
-                self.remote.bucket,
-                self.remote.key,
-                storage::MARKER
+    /// Why there is no version to read: nothing at all under the key, or no marker yet.
+    fn no_model(&self) -> Error {
+        let (bucket, key) = (&self.remote.bucket, &self.remote.key);
+        match storage::list_prefix(&self.remote) {
+            Ok(found) if found.is_empty() => Error::io(
+                "read",
+                self.remote.to_string(),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("nothing under key `{key}` in bucket `{bucket}`"),
+                ),
             ),
-        )
+            Ok(_) => Error::malformed(
+                self.remote.to_string(),
+                format!(
+                    "half-written directory: no completion marker `{}` (bucket `{bucket}`, \
+                     key `{key}`); the writer did not finish",
+                    storage::MARKER
+                ),
+            ),
+            Err(e) => e,
+        }
     }
 }
 
@@ -202,7 +214,7 @@ impl ModelSource for BucketDirSource {
                 *last = Some(version.clone());
                 Ok(version)
             }
-            None => last.clone().ok_or_else(|| self.half_written()),
+            None => last.clone().ok_or_else(|| self.no_model()),
         }
     }
 
