@@ -64,7 +64,8 @@ pub struct Remote {
 }
 
 impl Remote {
-    fn join(&self, name: &str) -> Remote {
+    /// A child key (`name` may hold `/`).
+    pub fn join(&self, name: &str) -> Remote {
         let name = name.trim_matches('/');
         let key = match (self.key.is_empty(), name.is_empty()) {
             (true, _) => name.to_owned(),
@@ -523,7 +524,7 @@ async fn list_under(store: &dyn ObjectStore, remote: &Remote) -> Result<Vec<(Str
     let mut out: Vec<(String, u64)> = metas
         .into_iter()
         .filter_map(|m| {
-            let key = m.location.to_string();
+            let key = unescape(m.location.as_ref());
             key.strip_prefix(&strip)
                 .filter(|rel| !rel.is_empty())
                 .map(|rel| (rel.to_owned(), m.size))
@@ -531,6 +532,66 @@ async fn list_under(store: &dyn ObjectStore, remote: &Remote) -> Result<Vec<(Str
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// Every object under a remote prefix (recursively), relative names with their sizes, sorted;
+/// empty when there is none.
+pub fn list_prefix(remote: &Remote) -> Result<Vec<(String, u64)>> {
+    let s = store(remote)?;
+    block_on(list_under(s.as_ref(), remote))?
+}
+
+/// A listed key as it was written: `object_store` percent-encodes the characters it does not
+/// allow in a path part (`%`, `~`, `#`, …) and lists keys in that form, so decoding gives back
+/// the key that [`Remote::join`] was given (a model named `a b/c` is stored as `a%20b%2Fc`).
+fn unescape(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A digest of what is stored under a remote location, without downloading it: every object
+/// under the prefix (or the object itself) with its size and ETag, which the store changes
+/// whenever the content changes. A published directory's marker, listing every file's sha256,
+/// is among them. For a pipeline's cache key.
+pub fn fingerprint(remote: &Remote) -> Result<String> {
+    let s = store(remote)?;
+    let prefix = (!remote.key.is_empty()).then(|| remote.object());
+    let mut metas: Vec<object_store::ObjectMeta> = block_on(
+        s.list(prefix.as_ref())
+            .try_collect::<Vec<object_store::ObjectMeta>>(),
+    )?
+    .map_err(|e| store_error("list", remote, e))?;
+    if metas.is_empty() && !remote.key.is_empty() {
+        metas
+            .push(block_on(s.head(&remote.object()))?.map_err(|e| store_error("read", remote, e))?);
+    }
+    metas.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut hasher = sha2::Sha256::new();
+    for m in &metas {
+        let rel = m
+            .location
+            .as_ref()
+            .strip_prefix(remote.key.as_str())
+            .unwrap_or_default();
+        hasher.update(
+            format!("{rel}\0{}\0{}\n", m.size, m.e_tag.as_deref().unwrap_or("")).as_bytes(),
+        );
+    }
+    Ok(hex(&hasher.finalize()))
 }
 
 /// An entry found under a location by [`list`].
@@ -946,6 +1007,109 @@ pub fn write_file(dest: &Location, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// The sha256 that the completion marker of the published remote directory `loc` lists for its
+/// file `name`: one small read, so a server can poll a model on a bucket cheaply. None when
+/// the directory has no marker (absent or half-written); an error when the marker does not
+/// list `name`.
+pub fn published_sha256(loc: &Remote, name: &str) -> Result<Option<String>> {
+    let s = store(loc)?;
+    let marker = loc.join(MARKER);
+    let bytes = match block_on(async {
+        match s.get(&marker.object()).await {
+            Ok(got) => got.bytes().await.map(Some),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })? {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(store_error("read", &marker, e)),
+    };
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::malformed(marker.to_string(), format!("not a completion marker: {e}"))
+    })?;
+    match manifest.files.get(name) {
+        Some(entry) => Ok(Some(entry.sha256.clone())),
+        None => Err(Error::malformed(
+            loc.to_string(),
+            format!(
+                "has no `{name}` (bucket `{}`, key `{}`)",
+                loc.bucket,
+                loc.join(name).key
+            ),
+        )),
+    }
+}
+
+/// What an object held when it was read, for a conditional replace ([`replace_if`]).
+#[derive(Debug, Clone)]
+pub struct Revision(object_store::UpdateVersion);
+
+/// A small object's bytes and revision; None when there is no such object.
+pub fn read_revision(remote: &Remote) -> Result<Option<(Vec<u8>, Revision)>> {
+    let s = store(remote)?;
+    let got = block_on(async {
+        match s.get(&remote.object()).await {
+            Ok(got) => {
+                let revision = object_store::UpdateVersion {
+                    e_tag: got.meta.e_tag.clone(),
+                    version: got.meta.version.clone(),
+                };
+                got.bytes()
+                    .await
+                    .map(|b| Some((b.to_vec(), Revision(revision))))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })?;
+    got.map_err(|e| store_error("read", remote, e))
+}
+
+/// Creates an object only if none exists under its key (a conditional put: `If-None-Match: *`
+/// on S3, `ifGenerationMatch=0` on GCS), so two writers can never both create it. False when
+/// the object already exists.
+pub fn create_new(remote: &Remote, bytes: &[u8]) -> Result<bool> {
+    let s = store(remote)?;
+    let opts = object_store::PutOptions {
+        mode: object_store::PutMode::Create,
+        ..Default::default()
+    };
+    match block_on(s.put_opts(&remote.object(), bytes.to_vec().into(), opts))? {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(conditional_error(remote, e)),
+    }
+}
+
+/// Replaces an object only if it is still at `revision` (`If-Match` with its ETag on S3, its
+/// generation on GCS). False when another writer changed it since it was read.
+pub fn replace_if(remote: &Remote, bytes: &[u8], revision: &Revision) -> Result<bool> {
+    let s = store(remote)?;
+    let opts = object_store::PutOptions {
+        mode: object_store::PutMode::Update(revision.0.clone()),
+        ..Default::default()
+    };
+    match block_on(s.put_opts(&remote.object(), bytes.to_vec().into(), opts))? {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::Precondition { .. }) => Ok(false),
+        Err(e) => Err(conditional_error(remote, e)),
+    }
+}
+
+/// A store without conditional writes cannot host what needs them; say so plainly.
+fn conditional_error(remote: &Remote, e: object_store::Error) -> Error {
+    if matches!(e, object_store::Error::NotImplemented { .. }) {
+        return Error::Invalid(format!(
+            "bucket `{}` ({}://): the store does not support conditional writes, which the \
+             registry needs to number versions safely",
+            remote.bucket,
+            remote.scheme.prefix()
+        ));
+    }
+    store_error("write", remote, e)
+}
+
 /// An output directory: the core writes into [`OutputDir::path`], then [`OutputDir::publish`]
 /// makes it visible at its destination. Locally the path is the destination itself (the core
 /// stages and renames); remotely it is a temporary directory that is uploaded.
@@ -1069,6 +1233,15 @@ mod tests {
             let e = Location::parse(bad).unwrap_err().to_string();
             assert!(e.contains('`') || bad.is_empty(), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn listed_keys_decode_to_the_keys_written() {
+        for key in ["a%20b%2Fc/model.json", "plain/x.npy", "50%/~x#y", "é/ü"] {
+            let stored = Key::from(key);
+            assert_eq!(unescape(stored.as_ref()), key, "{stored}");
+        }
+        assert_eq!(unescape("bad%zz%4"), "bad%zz%4");
     }
 
     #[test]

@@ -336,12 +336,12 @@ fn bad_inputs_are_clear_errors() {
                 "--name",
                 "x",
                 "--registry-uri",
-                "gs://b/x",
+                "ftp://b/x",
             ],
             &[],
         ),
         2,
-        "unsupported tracking URI scheme `gs`",
+        "unsupported tracking URI scheme `ftp`",
     );
     let dead = format!("http://127.0.0.1:{}", closed_port());
     fails(

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::bciops;
+use common::s3::{boto, create_bucket, s3, s3_bciops, s3_env, SECRET};
 use ndarray::{s, Array3};
 use serde_json::{json, Value};
 
@@ -20,6 +21,8 @@ struct Fixture {
     _tmp: tempfile::TempDir,
     model_a: PathBuf,
     model_b: PathBuf,
+    /// The epochs both models were trained on.
+    epochs: PathBuf,
     x: Array3<f32>,
 }
 
@@ -73,6 +76,7 @@ fn fixture() -> &'static Fixture {
         Fixture {
             model_a,
             model_b,
+            epochs,
             x,
             _tmp: tmp,
         }
@@ -952,4 +956,180 @@ fn promtool_accepts_the_exposition_and_prometheus_scrapes_it() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Trains on the fixture's epochs straight into `uri` (a bucket), as `model-a` or `model-b`.
+fn train_to(endpoint: &str, uri: &str, kernel: &str, seed: &str) {
+    let f = fixture();
+    s3_bciops(
+        endpoint,
+        [
+            "train",
+            "--data",
+            f.epochs.to_str().unwrap(),
+            "--out",
+            uri,
+            "--kernel",
+            kernel,
+            "--seed",
+            seed,
+            "--eval",
+            "cv:2",
+            "-q",
+        ],
+    )
+    .success();
+}
+
+#[test]
+fn a_model_on_a_bucket_is_served_and_replaced_on_sighup_and_by_polling() {
+    let Some((endpoint, python)) = s3() else {
+        return;
+    };
+    let bucket = "bciops-serve";
+    create_bucket(&endpoint, &python, bucket);
+    let uri = format!("s3://{bucket}/served/bci");
+    let env = s3_env(&endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The version a local copy would have: the first 12 hex digits of the sha256 of
+    // checksums.sha256, read here with an independent client.
+    let remote_version = || {
+        boto(
+            &endpoint,
+            &python,
+            "import hashlib\n\
+             body = s3.get_object(Bucket=sys.argv[1], Key='served/bci/checksums.sha256')['Body'].read()\n\
+             print(hashlib.sha256(body).hexdigest()[:12])",
+            &[bucket],
+        )
+        .trim()
+        .to_owned()
+    };
+    let one = trials_json(&fixture().x, 1);
+
+    train_to(&endpoint, &uri, "linear", "1");
+    let va = remote_version();
+    let server = Server::start_env(Path::new(&uri), &["--poll-interval", "0"], &env);
+    assert_eq!(server.version(), va);
+    assert!(server.log().contains(&uri), "{}", server.log());
+    let (code, labels) = server.post_json("/classify", &one);
+    assert_eq!(code, 200, "{labels}");
+    // The name defaults to the key's last part.
+    assert_eq!(server.get("/v2/models/bci").0, 200);
+
+    train_to(&endpoint, &uri, "rbf", "2");
+    let vb = remote_version();
+    assert_ne!(va, vb);
+    server.signal("-HUP");
+    server.wait_until("version b after SIGHUP", |s| s.version() == vb);
+    assert_eq!(server.metric("bciops_model_reloads_total "), Some(1.0));
+    let (code, _) = server.post_json("/classify", &one);
+    assert_eq!(code, 200);
+
+    // A half-written directory (no marker) is refused on SIGHUP; b keeps serving.
+    boto(
+        &endpoint,
+        &python,
+        "s3.delete_object(Bucket=sys.argv[1], Key='served/bci/_COMPLETE')",
+        &[bucket],
+    );
+    server.signal("-HUP");
+    server.wait_until("a failed reload, logged", |s| {
+        s.metric("bciops_model_reload_failures_total ") == Some(1.0)
+            && s.log().contains("half-written")
+    });
+    assert_eq!(server.version(), vb);
+    assert!(!server.log().contains(SECRET));
+    drop(server);
+
+    // Polling: a new publication is noticed without a signal.
+    train_to(&endpoint, &uri, "linear", "1");
+    let va2 = remote_version();
+    let server = Server::start_env(Path::new(&uri), &["--poll-interval", "100ms"], &env);
+    assert_eq!(server.version(), va2);
+    train_to(&endpoint, &uri, "rbf", "2");
+    let vb2 = remote_version();
+    server.wait_until("the new version by polling", |s| s.version() == vb2);
+    assert_eq!(
+        server.metric("bciops_model_reload_failures_total "),
+        Some(0.0),
+        "a publication in progress must not count as a failed reload:\n{}",
+        server.log()
+    );
+    drop(server);
+
+    // Nothing at the URI: exit 2 before listening, naming bucket and key.
+    let done = s3_bciops(
+        &endpoint,
+        [
+            "serve",
+            "--model",
+            &format!("s3://{bucket}/served/none"),
+            "--addr",
+            "127.0.0.1:0",
+        ],
+    )
+    .fails(
+        2,
+        &format!("nothing under key `served/none` in bucket `{bucket}`"),
+    );
+    assert!(!done.stderr.contains(SECRET));
+    let done = s3_bciops(
+        &endpoint,
+        [
+            "serve",
+            "--model",
+            "s3://no-such-bucket-s9/m",
+            "--addr",
+            "127.0.0.1:0",
+        ],
+    )
+    .fails(2, "bucket `no-such-bucket-s9` does not exist");
+    assert!(!done.stderr.contains(SECRET));
+}
+
+#[test]
+fn a_registry_alias_on_a_bucket_is_served_and_followed() {
+    let Some((endpoint, python)) = s3() else {
+        return;
+    };
+    let f = fixture();
+    let bucket = "bciops-serve-registry";
+    create_bucket(&endpoint, &python, bucket);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let registry = format!("s3://{bucket}/store-{nanos}");
+    let register = |model: &Path| {
+        s3_bciops(
+            &endpoint,
+            [
+                "compare-register",
+                "--model",
+                model.to_str().unwrap(),
+                "--name",
+                "bci",
+                "--min-delta",
+                "-1",
+                "--registry-uri",
+                &registry,
+            ],
+        )
+        .success();
+    };
+    register(&f.model_a);
+    let env = s3_env(&endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_env(
+        Path::new("models:/bci@champion"),
+        &["--registry-uri", &registry, "--poll-interval", "0"],
+        &env,
+    );
+    assert_eq!(server.version(), "1");
+    let (code, _) = server.post_json("/classify", &trials_json(&f.x, 1));
+    assert_eq!(code, 200);
+    register(&f.model_b);
+    server.signal("-HUP");
+    server.wait_until("version 2 after SIGHUP", |s| s.version() == "2");
 }

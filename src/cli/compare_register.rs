@@ -9,6 +9,7 @@ use clap::Args;
 use super::Global;
 use crate::registry::compare::{self, CompareOptions, Decision, Outcome};
 use crate::registry::{RegistryConfig, CHAMPION};
+use crate::storage::{self, Location};
 
 /// Compare a trained model with the one behind an alias; register it and move the alias only
 /// if it is better by more than --min-delta (the first model of a name is always promoted).
@@ -17,8 +18,9 @@ use crate::registry::{RegistryConfig, CHAMPION};
 /// pipeline conditions. A rejection is a successful run (exit 0).
 #[derive(Debug, Args)]
 pub struct CompareRegisterArgs {
-    /// The candidate model directory (from `bciops train`).
-    #[arg(long, value_name = "DIR")]
+    /// The candidate model directory (from `bciops train`): a path, `file://`, or a
+    /// published directory on `s3://BUCKET/PREFIX` / `gs://BUCKET/PREFIX`.
+    #[arg(long, value_name = "DIR|URI")]
     pub model: PathBuf,
     /// Registered model name.
     #[arg(long)]
@@ -36,8 +38,8 @@ pub struct CompareRegisterArgs {
     /// `--run-id-out`); without it, MLflow gets a small run holding the files.
     #[arg(long, value_name = "RUN_ID")]
     pub run_id: Option<String>,
-    /// Write the bare decision (`promoted` or `rejected`) to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// Write the bare decision (`promoted` or `rejected`) to FILE (a path or a bucket URI).
+    #[arg(long, value_name = "FILE|URI")]
     pub decision_out: Option<PathBuf>,
     /// Print the decision as JSON.
     #[arg(long)]
@@ -49,8 +51,9 @@ pub struct CompareRegisterArgs {
 /// Which registry: `--registry-uri`, `MLFLOW_REGISTRY_URI`, then the tracking URI.
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
-    /// Model registry: `http(s)://…` (MLflow) or a directory / `file://…` (the embedded
-    /// store). Default: $MLFLOW_REGISTRY_URI, else the tracking URI, else ./bciops-store.
+    /// Model registry: `http(s)://…` (MLflow), a directory / `file://…` (the embedded
+    /// store), or `s3://BUCKET/PREFIX` / `gs://BUCKET/PREFIX` (the embedded store's registry
+    /// on a bucket). Default: $MLFLOW_REGISTRY_URI, else the tracking URI, else ./bciops-store.
     #[arg(long, value_name = "URI")]
     pub registry_uri: Option<String>,
     /// Tracking URI, the registry's default (else $MLFLOW_TRACKING_URI).
@@ -67,19 +70,28 @@ impl RegistryArgs {
 pub fn run(args: CompareRegisterArgs, _global: Global) -> Result<()> {
     let config = args.registry.config()?;
     let registry = config.open()?;
+    let location = Location::from_path(&args.model)?;
+    // A model on a bucket is fetched (and checked against its completion marker) first; the
+    // registry records its URI, not the temporary copy.
+    let fetched = storage::fetch_dir(&location)?;
     let decision = compare::compare_register(
         &registry,
-        &args.model,
+        fetched.path(),
         &CompareOptions {
             name: args.name.clone(),
             metric: args.metric.clone(),
             min_delta: args.min_delta,
             alias: args.alias.clone(),
             run_id: args.run_id.clone(),
+            origin: location.is_remote().then(|| location.to_string()),
         },
-    )?;
+    )
+    .map_err(|e| fetched.relabel(e))?;
     if let Some(path) = &args.decision_out {
-        crate::fsutil::write_atomic(path, decision.decision.as_str().as_bytes())?;
+        storage::write_file(
+            &Location::from_path(path)?,
+            decision.decision.as_str().as_bytes(),
+        )?;
     }
     if args.json {
         super::emit(&serde_json::to_string_pretty(&decision)?)?;

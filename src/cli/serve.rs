@@ -11,9 +11,12 @@ use clap::Args;
 use super::compare_register::RegistryArgs;
 use super::Global;
 use crate::error::Error;
-use crate::serve::reload::{is_registry_reference, DirSource, ModelSource, RegistrySource};
+use crate::serve::reload::{
+    is_registry_reference, BucketDirSource, DirSource, ModelSource, RegistrySource,
+};
 use crate::serve::routes::Limits;
 use crate::serve::{self, ServeConfig};
+use crate::storage::Location;
 
 /// Serve a model over HTTP: `POST /classify` (the original's JSON trials, or f32/.npy bodies),
 /// the Open Inference Protocol (`/v2/...`), `/livez`, `/readyz`, `/metrics` (Prometheus) and
@@ -23,12 +26,14 @@ use crate::serve::{self, ServeConfig};
 /// on stderr as `listening on http://ADDR`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A model directory (from `bciops train`), or a registry reference: `models:/NAME@ALIAS`
-    /// (the alias is followed as it moves) or `models:/NAME/VERSION`.
+    /// A model directory (from `bciops train`; a path or a published directory on
+    /// `s3://BUCKET/PREFIX` / `gs://BUCKET/PREFIX`, fetched at start and on each new version),
+    /// or a registry reference: `models:/NAME@ALIAS` (the alias is followed as it moves) or
+    /// `models:/NAME/VERSION`.
     #[arg(
         long,
         short,
-        value_name = "DIR|models:/NAME@ALIAS",
+        value_name = "DIR|URI|models:/NAME@ALIAS",
         env = "BCIOPS_MODEL"
     )]
     pub model: String,
@@ -120,7 +125,12 @@ pub fn run(args: ServeArgs, _global: Global) -> Result<()> {
     }
     let source: Arc<dyn ModelSource> = if is_registry_reference(&args.model) {
         let registry = args.registry.config()?;
-        let source = RegistrySource::new(&args.model, registry, args.name, &std::env::temp_dir())?;
+        let source = RegistrySource::new(
+            &args.model,
+            registry,
+            args.name.clone(),
+            &std::env::temp_dir(),
+        )?;
         // Fail before listening when the reference cannot be resolved (unknown model or
         // alias, unreachable registry): the server would never become ready.
         if let Err(e) = source.current_version() {
@@ -146,6 +156,12 @@ pub fn run(args: ServeArgs, _global: Global) -> Result<()> {
             ))
             .into());
         }
+        if let Location::Remote(remote) = Location::parse(&args.model)? {
+            let source = BucketDirSource::new(remote, args.name.clone())?;
+            // Fail before listening when the bucket, the key or the marker is missing.
+            source.current_version()?;
+            return serve::run(config(&args, started), Arc::new(source)).map_err(Into::into);
+        }
         let dir = PathBuf::from(&args.model);
         if !dir.is_dir() {
             return Err(Error::io(
@@ -155,9 +171,14 @@ pub fn run(args: ServeArgs, _global: Global) -> Result<()> {
             )
             .into());
         }
-        Arc::new(DirSource::new(&dir, args.name)?)
+        Arc::new(DirSource::new(&dir, args.name.clone())?)
     };
-    let config = ServeConfig {
+    serve::run(config(&args, started), source)?;
+    Ok(())
+}
+
+fn config(args: &ServeArgs, started: Instant) -> ServeConfig {
+    ServeConfig {
         addr: args.addr,
         poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
         limits: Limits {
@@ -167,9 +188,7 @@ pub fn run(args: ServeArgs, _global: Global) -> Result<()> {
         },
         panic_route: std::env::var("BCIOPS_SERVE_PANIC_ROUTE").is_ok_and(|v| v == "1"),
         started,
-    };
-    serve::run(config, source)?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

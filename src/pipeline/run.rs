@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::config::{Mode, PipelineConfig, DEFAULT_SWEEP, DEFAULT_SWEEP_YAML};
 use super::dag::{Arg, ArtifactRef, Condition, Dag, Node, Step, IMPORTED};
 use crate::error::{Error, Result};
+use crate::storage::{self, Location};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -455,6 +456,11 @@ fn read_record(path: &Path) -> Option<CacheRecord> {
 /// SHA-256 of a file, or of a directory's relative paths and file contents in sorted order
 /// (the step's own cache record and stdout excluded).
 pub fn content_hash(path: &Path) -> Result<String> {
+    // An imported input on a bucket (`data.uri=s3://…`) is fingerprinted by its objects' sizes
+    // and ETags rather than downloaded twice; the step itself fetches what it reads.
+    if let Location::Remote(remote) = Location::from_path(path)? {
+        return storage::fingerprint(&remote);
+    }
     let mut hasher = Sha256::new();
     let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
     if meta.is_dir() {

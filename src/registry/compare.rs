@@ -10,7 +10,8 @@
 //! `bciops.replaced_by` and `bciops.replaced_at`. So "what was champion when" is answered by
 //! the versions' tags alone.
 //!
-//! Concurrency: the local registry is locked for the whole decision. MLflow has no locks, so
+//! Concurrency: the local registry is locked for the whole decision. MLflow and a registry on
+//! a bucket have no locks, so
 //! after moving the alias the registry is read again: among the versions promoted since the
 //! champion we compared with, the best one must hold the alias; if it is not ours, we lost a
 //! race, put the alias on that better version, and report it.
@@ -34,6 +35,9 @@ pub struct CompareOptions {
     pub alias: String,
     /// The run whose `model` artifact the new version comes from.
     pub run_id: Option<String>,
+    /// Where the model directory was fetched from (a bucket URI), recorded as the version's
+    /// source and tag `bciops.model_uri`; None: the directory itself.
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -147,7 +151,7 @@ pub fn compare_register(
 
     let _lock = match registry {
         Registry::Local(r) => Some(r.lock()?),
-        Registry::Mlflow(_) => None,
+        Registry::Mlflow(_) | Registry::Bucket(_) => None,
     };
     let champion = registry.alias_version(&opts.name, &opts.alias)?;
     let champion_value = match &champion {
@@ -186,6 +190,9 @@ pub fn compare_register(
     tags.insert("bciops.alias".into(), opts.alias.clone());
     tags.insert("bciops.dataset_sha256".into(), model.dataset.sha256.clone());
     tags.insert("bciops.min_delta".into(), opts.min_delta.to_string());
+    if let Some(uri) = &opts.origin {
+        tags.insert("bciops.model_uri".into(), uri.clone());
+    }
     tags.insert(
         "bciops.replaced_version".into(),
         champion
@@ -196,14 +203,22 @@ pub fn compare_register(
         "bciops.replaced_metric".into(),
         champion_value.map_or("none".into(), |c| c.to_string()),
     );
-    let registered = registry.register(&opts.name, model_dir, opts.run_id.as_deref(), &tags)?;
+    let registered = registry.register(
+        &opts.name,
+        model_dir,
+        opts.origin.as_deref(),
+        opts.run_id.as_deref(),
+        &tags,
+    )?;
     let mine = registered.version;
     decision.version = Some(mine);
 
     registry.set_alias(&opts.name, &opts.alias, mine)?;
     let holder = match registry {
         Registry::Local(_) => mine,
-        Registry::Mlflow(_) => settle_race(registry, opts, champion.as_ref().map(|v| v.version))?,
+        Registry::Mlflow(_) | Registry::Bucket(_) => {
+            settle_race(registry, opts, champion.as_ref().map(|v| v.version))?
+        }
     };
     decision.alias_version = Some(holder);
     if holder == mine {

@@ -26,23 +26,44 @@ pub struct LocalRegistry {
     root: PathBuf,
 }
 
+/// `model.json`, shared with the registry on a bucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ModelJson {
-    name: String,
-    created: i64,
+pub(super) struct ModelJson {
+    pub name: String,
+    pub created: i64,
     #[serde(default)]
-    aliases: BTreeMap<String, u64>,
+    pub aliases: BTreeMap<String, u64>,
 }
 
+/// `version.json`, shared with the registry on a bucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct VersionJson {
-    version: u64,
-    source: String,
+pub(super) struct VersionJson {
+    pub version: u64,
+    pub source: String,
     #[serde(default)]
-    run_id: Option<String>,
+    pub run_id: Option<String>,
     #[serde(default)]
-    tags: BTreeMap<String, String>,
-    created: i64,
+    pub tags: BTreeMap<String, String>,
+    pub created: i64,
+}
+
+impl VersionJson {
+    /// The version as the registry reports it, with the aliases pointing at it.
+    pub(super) fn into_version(self, name: &str, aliases: &BTreeMap<String, u64>) -> Version {
+        Version {
+            name: name.to_owned(),
+            version: self.version,
+            source: self.source,
+            run_id: self.run_id,
+            tags: self.tags,
+            created: Some(self.created),
+            aliases: aliases
+                .iter()
+                .filter(|(_, n)| **n == self.version)
+                .map(|(a, _)| a.clone())
+                .collect(),
+        }
+    }
 }
 
 /// An exclusive lock on the registry, released when dropped (or when the process dies).
@@ -125,19 +146,7 @@ impl LocalRegistry {
         };
         let v: VersionJson = serde_json::from_str(&text)
             .map_err(|e| Error::malformed(&path, format!("not a model version: {e}")))?;
-        Ok(Version {
-            name: name.to_owned(),
-            version: v.version,
-            source: v.source,
-            run_id: v.run_id,
-            tags: v.tags,
-            created: Some(v.created),
-            aliases: aliases
-                .iter()
-                .filter(|(_, n)| **n == version)
-                .map(|(a, _)| a.clone())
-                .collect(),
-        })
+        Ok(v.into_version(name, aliases))
     }
 
     pub fn alias_version(&self, name: &str, alias: &str) -> Result<Option<Version>> {
@@ -159,6 +168,7 @@ impl LocalRegistry {
         &self,
         name: &str,
         model_dir: &Path,
+        origin: Option<&str>,
         run_id: Option<&str>,
         tags: &BTreeMap<String, String>,
     ) -> Result<Version> {
@@ -185,9 +195,10 @@ impl LocalRegistry {
             }
         };
         copy_into(model_dir, &dir.join("files"))?;
-        let source = match run_id {
-            Some(id) => format!("runs:/{id}/model"),
-            None => std::fs::canonicalize(model_dir)
+        let source = match (run_id, origin) {
+            (Some(id), _) => format!("runs:/{id}/model"),
+            (None, Some(uri)) => uri.to_owned(),
+            (None, None) => std::fs::canonicalize(model_dir)
                 .unwrap_or_else(|_| model_dir.to_owned())
                 .display()
                 .to_string(),
@@ -299,7 +310,7 @@ fn lock_exclusive(_file: &File) -> std::io::Result<()> {
 }
 
 /// A directory name for any model name: unreserved characters pass, others are %XX.
-fn dir_name(name: &str) -> String {
+pub(super) fn dir_name(name: &str) -> String {
     let mut out = String::new();
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"-_".contains(&b) || (b == b'.' && !out.is_empty()) {
@@ -331,11 +342,14 @@ mod tests {
         let reg = LocalRegistry::new(&tmp.path().join("store"));
         assert!(reg.alias_version("m", "champion").unwrap().is_none());
         let v1 = reg
-            .register("m", &model, Some("abc"), &BTreeMap::new())
+            .register("m", &model, None, Some("abc"), &BTreeMap::new())
             .unwrap();
-        let v2 = reg.register("m", &model, None, &BTreeMap::new()).unwrap();
+        let v2 = reg
+            .register("m", &model, Some("s3://b/m"), None, &BTreeMap::new())
+            .unwrap();
         assert_eq!((v1.version, v2.version), (1, 2));
         assert_eq!(v1.source, "runs:/abc/model");
+        assert_eq!(v2.source, "s3://b/m");
         reg.set_alias("m", "champion", 2).unwrap();
         reg.set_version_tag("m", 2, "k", "v").unwrap();
         let c = reg.alias_version("m", "champion").unwrap().unwrap();

@@ -13,6 +13,7 @@
 //! assert_eq!((fetched.name, fetched.version), (name, version));
 //! ```
 
+pub mod bucket;
 pub mod compare;
 pub mod local;
 pub mod mlflow;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::storage::{Location, Remote};
 use crate::tracking::mlflow::MlflowClient;
 use crate::tracking::{Backend, DEFAULT_STORE};
 
@@ -32,7 +34,16 @@ pub const CHAMPION: &str = "champion";
 /// Which registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
-    pub backend: Backend,
+    pub backend: RegistryBackend,
+}
+
+/// Where the registry lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryBackend {
+    /// The embedded store (a directory) or an MLflow server, as for tracking.
+    Store(Backend),
+    /// The embedded store's registry on a bucket (`s3://BUCKET/PREFIX`, `gs://…`).
+    Bucket(Remote),
 }
 
 impl RegistryConfig {
@@ -50,24 +61,36 @@ impl RegistryConfig {
             .or_else(|| tracking_uri.map(str::to_owned))
             .or_else(|| env("MLFLOW_TRACKING_URI"));
         let backend = match uri {
-            Some(u) => Backend::parse(&u)?,
-            None => Backend::Local(PathBuf::from(DEFAULT_STORE)),
+            Some(u) if u.starts_with("s3://") || u.starts_with("gs://") => {
+                match Location::parse(u.trim())? {
+                    Location::Remote(r) => RegistryBackend::Bucket(r),
+                    Location::Local(p) => RegistryBackend::Store(Backend::Local(p)),
+                }
+            }
+            Some(u) => RegistryBackend::Store(Backend::parse(&u)?),
+            None => RegistryBackend::Store(Backend::Local(PathBuf::from(DEFAULT_STORE))),
         };
         Ok(RegistryConfig { backend })
     }
 
     pub fn open(&self) -> Result<Registry> {
         Ok(match &self.backend {
-            Backend::Local(dir) => Registry::Local(local::LocalRegistry::new(dir)),
-            Backend::Mlflow(e) => {
+            RegistryBackend::Store(Backend::Local(dir)) => {
+                Registry::Local(local::LocalRegistry::new(dir))
+            }
+            RegistryBackend::Store(Backend::Mlflow(e)) => {
                 Registry::Mlflow(mlflow::MlflowRegistry::new(MlflowClient::new(e.clone())?))
             }
+            RegistryBackend::Bucket(r) => Registry::Bucket(bucket::BucketRegistry::new(r)),
         })
     }
 
     /// For messages (no credentials).
     pub fn display(&self) -> String {
-        self.backend.display()
+        match &self.backend {
+            RegistryBackend::Store(b) => b.display(),
+            RegistryBackend::Bucket(r) => r.to_string(),
+        }
     }
 }
 
@@ -158,6 +181,7 @@ pub struct FetchedModel {
 pub enum Registry {
     Local(local::LocalRegistry),
     Mlflow(mlflow::MlflowRegistry),
+    Bucket(bucket::BucketRegistry),
 }
 
 impl Registry {
@@ -167,6 +191,7 @@ impl Registry {
         match self {
             Registry::Local(r) => r.alias_version(name, alias),
             Registry::Mlflow(r) => r.alias_version(name, alias),
+            Registry::Bucket(r) => r.alias_version(name, alias),
         }
     }
 
@@ -175,6 +200,7 @@ impl Registry {
         match self {
             Registry::Local(r) => r.version(name, version),
             Registry::Mlflow(r) => r.version(name, version),
+            Registry::Bucket(r) => r.version(name, version),
         }
     }
 
@@ -198,6 +224,7 @@ impl Registry {
         let exists = match self {
             Registry::Local(r) => r.exists(name),
             Registry::Mlflow(r) => r.exists(name)?,
+            Registry::Bucket(r) => r.exists(name)?,
         };
         if exists {
             Ok(())
@@ -210,17 +237,20 @@ impl Registry {
 
     /// Registers a model directory as a new version (the model is created if missing).
     /// `run_id`: the run whose `model` artifact the version comes from (with MLflow, a run
-    /// is created for it when None).
+    /// is created for it when None). `origin`: where `model_dir` was fetched from (a bucket
+    /// URI), recorded as the version's source in the embedded store when there is no run.
     pub fn register(
         &self,
         name: &str,
         model_dir: &Path,
+        origin: Option<&str>,
         run_id: Option<&str>,
         tags: &BTreeMap<String, String>,
     ) -> Result<Version> {
         match self {
-            Registry::Local(r) => r.register(name, model_dir, run_id, tags),
+            Registry::Local(r) => r.register(name, model_dir, origin, run_id, tags),
             Registry::Mlflow(r) => r.register(name, model_dir, run_id, tags),
+            Registry::Bucket(r) => r.register(name, model_dir, origin, run_id, tags),
         }
     }
 
@@ -228,6 +258,7 @@ impl Registry {
         match self {
             Registry::Local(r) => r.set_alias(name, alias, version),
             Registry::Mlflow(r) => r.set_alias(name, alias, version),
+            Registry::Bucket(r) => r.set_alias(name, alias, version),
         }
     }
 
@@ -235,6 +266,7 @@ impl Registry {
         match self {
             Registry::Local(r) => r.set_version_tag(name, version, key, value),
             Registry::Mlflow(r) => r.set_version_tag(name, version, key, value),
+            Registry::Bucket(r) => r.set_version_tag(name, version, key, value),
         }
     }
 
@@ -244,6 +276,7 @@ impl Registry {
         match self {
             Registry::Local(r) => r.versions(name),
             Registry::Mlflow(r) => r.versions(name),
+            Registry::Bucket(r) => r.versions(name),
         }
     }
 
@@ -251,6 +284,7 @@ impl Registry {
         match self {
             Registry::Local(r) => r.models(),
             Registry::Mlflow(r) => r.models(),
+            Registry::Bucket(r) => r.models(),
         }
     }
 
@@ -259,6 +293,7 @@ impl Registry {
         match self {
             Registry::Local(r) => r.download(version, dest),
             Registry::Mlflow(r) => r.download(version, dest),
+            Registry::Bucket(r) => r.download(version, dest),
         }
     }
 }

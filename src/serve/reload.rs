@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::sha256_hex;
 use crate::model::artifact::{self, ModelFile, CHECKSUMS};
 use crate::registry::{self, ModelRef, RegistryConfig};
+use crate::storage::{self, Location, Remote};
 
 /// A verified model ready to serve, with the name and version clients and metrics see.
 #[derive(Debug)]
@@ -36,8 +37,9 @@ impl LoadedModel {
     }
 }
 
-/// Where the served model comes from: a model directory ([`DirSource`]) or the model registry
-/// ([`RegistrySource`]: an alias such as `models:/bci@champion`, followed as it moves).
+/// Where the served model comes from: a model directory ([`DirSource`]), one on a bucket
+/// ([`BucketDirSource`]) or the model registry ([`RegistrySource`]: an alias such as
+/// `models:/bci@champion`, followed as it moves).
 ///
 /// Both methods block (file or network I/O); the server calls them off the async reactor.
 pub trait ModelSource: Send + Sync + 'static {
@@ -135,6 +137,97 @@ impl ModelSource for DirSource {
         Ok(LoadedModel {
             name: self.name.clone(),
             version: before,
+            model,
+        })
+    }
+}
+
+/// A model directory published on a bucket (`s3://…`, `gs://…`) by `bciops train`. Its version
+/// is the one a local copy would have (the sha256 of `checksums.sha256`), read from the
+/// directory's completion marker: polling costs one small read. A load downloads the
+/// directory into a private temporary directory, checks every file against the marker, loads
+/// the model and deletes the copy.
+#[derive(Debug)]
+pub struct BucketDirSource {
+    remote: Remote,
+    name: String,
+    /// The last version seen with a complete marker: while a new model is being published
+    /// (no marker), polls report it, so a publication in progress is not a failed reload.
+    last_seen: Mutex<Option<String>>,
+}
+
+impl BucketDirSource {
+    /// `name` defaults to the last part of the key.
+    pub fn new(remote: Remote, name: Option<String>) -> Result<Self> {
+        let name = name.unwrap_or_else(|| {
+            remote
+                .key
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("model")
+                .to_owned()
+        });
+        check_name(&name)?;
+        Ok(BucketDirSource {
+            remote,
+            name,
+            last_seen: Mutex::new(None),
+        })
+    }
+
+    /// Why there is no version to read: nothing at all under the key, or no marker yet.
+    fn no_model(&self) -> Error {
+        let (bucket, key) = (&self.remote.bucket, &self.remote.key);
+        match storage::list_prefix(&self.remote) {
+            Ok(found) if found.is_empty() => Error::io(
+                "read",
+                self.remote.to_string(),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("nothing under key `{key}` in bucket `{bucket}`"),
+                ),
+            ),
+            Ok(_) => Error::malformed(
+                self.remote.to_string(),
+                format!(
+                    "half-written directory: no completion marker `{}` (bucket `{bucket}`, \
+                     key `{key}`); the writer did not finish",
+                    storage::MARKER
+                ),
+            ),
+            Err(e) => e,
+        }
+    }
+}
+
+impl ModelSource for BucketDirSource {
+    fn describe(&self) -> String {
+        self.remote.to_string()
+    }
+
+    fn current_version(&self) -> Result<String> {
+        let mut last = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        match storage::published_sha256(&self.remote, CHECKSUMS)? {
+            Some(sha) => {
+                let version = sha[..12.min(sha.len())].to_owned();
+                *last = Some(version.clone());
+                Ok(version)
+            }
+            None => last.clone().ok_or_else(|| self.no_model()),
+        }
+    }
+
+    fn load(&self) -> Result<LoadedModel> {
+        let location = Location::Remote(self.remote.clone());
+        let fetched = storage::fetch_dir(&location)?;
+        // Every file matched the marker read once, so the version and the files agree.
+        let version = dir_version(fetched.path()).map_err(|e| fetched.relabel(e))?;
+        let model = artifact::load(fetched.path()).map_err(|e| fetched.relabel(e))?;
+        *self.last_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(version.clone());
+        Ok(LoadedModel {
+            name: self.name.clone(),
+            version,
             model,
         })
     }

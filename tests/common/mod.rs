@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: run the real binary, find fixtures and Python.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
