@@ -247,7 +247,7 @@ fn read_one(
     };
     let is_mat = has_extension(&source.path, "mat");
     // A BNCI file of an evaluation session gives its true labels itself.
-    let (rec, mat_labels, all, has_gaps) = if is_mat {
+    let (rec, mat_labels, all, gap_rows) = if is_mat {
         let evaluation = source.session.eq_ignore_ascii_case("E");
         let file = bnci::parse(&bytes, &name, evaluation)?;
         let mut rec = file.recording;
@@ -262,14 +262,15 @@ fn read_one(
             rec.data = rec.data.select(Axis(0), &rows);
             rec.labels = rows.iter().map(|&i| rec.labels[i].clone()).collect();
         }
-        (rec, evaluation.then_some(file.labels), Some(all), true)
+        let every_row = (0..rec.labels.len()).collect();
+        (rec, evaluation.then_some(file.labels), Some(all), every_row)
     } else {
         let buffer = std::mem::take(&mut scratch.data);
         let file = match gdf::parse_channels_into(&bytes, &name, keep, buffer) {
             Err(Error::Invalid(_)) => return Err(none_kept(all_labels(&bytes, &name))),
             other => other?,
         };
-        (file.recording, None, None, file.has_gaps)
+        (file.recording, None, None, file.gap_rows)
     };
     let layout = match layout {
         Some(l) => l.clone(),
@@ -307,20 +308,26 @@ fn read_one(
     };
     let n_samples = data.ncols();
 
-    let row_slices: Vec<&[f64]> = data
-        .rows()
-        .into_iter()
-        .filter_map(|r| r.to_slice())
+    // Only rows the reader saw a gap in are scanned for NaN and bridged: a GDF reader has
+    // looked at every sample already, and 100 MB scanned twice more is not free.
+    let gap_labels: Vec<&String> = gap_rows.iter().map(|&r| &rec.labels[r]).collect();
+    let with_gaps: Vec<usize> = layout
+        .channels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| gap_labels.contains(l))
+        .map(|(i, _)| i)
         .collect();
-    // A GDF reader has seen every sample already; scanning 100 MB again for NaN is not free.
-    let gaps = if has_gaps {
-        GapIndex::new(&row_slices, n_samples)
-    } else {
-        GapIndex::none()
+    let gaps = {
+        let rows: Vec<&[f64]> = with_gaps
+            .iter()
+            .filter_map(|&i| data.row(i).to_slice())
+            .collect();
+        GapIndex::new(&rows, n_samples)
     };
     if gaps.total() > 0 {
-        for mut row in data.rows_mut() {
-            if let Some(slice) = row.as_slice_mut() {
+        for &i in &with_gaps {
+            if let Some(slice) = data.row_mut(i).into_slice() {
                 epochs::fill_gaps(slice);
             }
         }
@@ -471,8 +478,15 @@ pub fn run(
     };
     let mut dropped = epochs::Dropped::default();
 
-    let first = read_one(first_source, config, None, cores, &mut Scratch::default())?;
-    let layout = first.layout.clone();
+    // With the layout known from the first header, every recording is read in parallel;
+    // otherwise the first is read on its own first.
+    let (layout, first) = match layout_from_header(first_source, config) {
+        Some(layout) => (layout, None),
+        None => {
+            let first = read_one(first_source, config, None, cores, &mut Scratch::default())?;
+            (first.layout.clone(), Some(first))
+        }
+    };
     let window = config.epochs.window_samples(layout.rate);
     let mut writer = NpyF32Writer::create(
         &staged.path().join("X.npy"),
@@ -516,9 +530,21 @@ pub fn run(
         source_meta.push(file.meta);
         Ok(())
     };
-    sink(first_source, first)?;
-    if !rest.is_empty() {
-        read_parallel(rest, config, &layout, cores.min(rest.len()), &mut sink)?;
+    let parallel = match first {
+        Some(first) => {
+            sink(first_source, first)?;
+            rest
+        }
+        None => sources,
+    };
+    if !parallel.is_empty() {
+        read_parallel(
+            parallel,
+            config,
+            &layout,
+            cores.min(parallel.len()),
+            &mut sink,
+        )?;
     }
     let Layout {
         channels,
@@ -593,6 +619,32 @@ pub fn run(
 }
 
 /// Every channel label of a GDF file, for error messages.
+/// The layout the first recording fixes, from its GDF header alone (the first 64 KiB hold the
+/// headers of up to 250 channels). None for a `.mat` file, or when the quick look fails: the
+/// full read then gives the layout or the error.
+fn layout_from_header(source: &SourceFile, config: &PreprocessConfig) -> Option<Layout> {
+    if has_extension(&source.path, "mat") {
+        return None;
+    }
+    let mut prefix = Vec::with_capacity(64 * 1024);
+    let file = std::fs::File::open(&source.path).ok()?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 64 * 1024), &mut prefix).ok()?;
+    let keep = |label: &str| match &config.channels {
+        Some(list) => list.iter().any(|l| l == label),
+        None => montage::is_eeg(label),
+    };
+    let (labels, rate) = gdf::header_channels(&prefix, &source.name, keep).ok()?;
+    let channels = config.channels.clone().unwrap_or(labels);
+    let sos = BandPass::new(config.band.0, config.band.1, config.order, rate)
+        .ok()?
+        .sos();
+    Some(Layout {
+        channels,
+        rate,
+        sos,
+    })
+}
+
 fn all_labels(bytes: &[u8], name: &str) -> String {
     gdf::parse(bytes, name)
         .map(|f| f.recording.labels.join(", "))

@@ -235,11 +235,6 @@ pub struct GapIndex {
 }
 
 impl GapIndex {
-    /// The index of data known to have no gap.
-    pub fn none() -> Self {
-        GapIndex { prefix: None }
-    }
-
     /// Builds the index from channels × samples data where NaN marks a missing sample.
     pub fn new(rows: &[&[f64]], n_samples: usize) -> Self {
         // `v != v` is NaN's only property; written so the scan vectorises.

@@ -80,9 +80,9 @@ pub struct GdfFile {
     pub event_descriptions: BTreeMap<u16, String>,
     /// The event table's sampling rate as stored; `None` when the file has no event table.
     pub event_rate: Option<f64>,
-    /// Whether any decoded sample was at its channel's digital minimum (a gap, now NaN), found
-    /// while decoding so that callers need not scan the data for NaN again.
-    pub has_gaps: bool,
+    /// Rows of `recording.data` with a sample at the channel's digital minimum (a gap, now
+    /// NaN), found while decoding so that callers need not scan every row for NaN again.
+    pub gap_rows: Vec<usize>,
 }
 
 /// Reads a GDF file with all its channels.
@@ -107,6 +107,32 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<GdfFile> {
 /// number renumbered to the kept channels (1-based, 0 = all channels).
 pub fn parse_channels(bytes: &[u8], name: &str, keep: impl FnMut(&str) -> bool) -> Result<GdfFile> {
     parse_channels_into(bytes, name, keep, Vec::new())
+}
+
+/// The labels of the channels `keep` accepts and their common sampling rate, from the headers
+/// alone: `bytes` may end after them (a prefix of the file is enough).
+pub fn header_channels(
+    bytes: &[u8],
+    name: &str,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<(Vec<String>, f64)> {
+    let b = Bytes { b: bytes, name };
+    let fixed = FixedHeader::parse(&b)?;
+    let layouts = channel_layouts(&b, &fixed)?;
+    let selected: Vec<usize> = (0..layouts.len())
+        .filter(|&i| keep(&layouts[i].channel.label))
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no channel of `{name}` was selected"
+        )));
+    }
+    let rate = common_rate(&b, &layouts, &selected, fixed.record_duration)?;
+    let labels = selected
+        .iter()
+        .map(|&i| layouts[i].channel.label.clone())
+        .collect();
+    Ok((labels, rate))
 }
 
 /// [`parse_channels`], decoding into `buffer`'s memory: a caller reading many recordings
@@ -160,7 +186,7 @@ pub fn parse_channels_into(
     // Every element is decoded below, so old contents may stay; only growth is zeroed.
     let mut data = buffer;
     data.resize(selected.len() * n_samples, 0.0);
-    let mut has_gaps = false;
+    let mut gap_rows = vec![false; selected.len()];
     if n_samples > 0 {
         let mut rows: Vec<(&mut [f64], &ChannelLayout, Scaling)> = data
             .chunks_exact_mut(n_samples)
@@ -178,9 +204,9 @@ pub fn parse_channels_into(
                 spr,
             };
             let n = block.min(n_records - first_record);
-            for (row, layout, scaling) in &mut rows {
+            for ((row, layout, scaling), gap) in rows.iter_mut().zip(gap_rows.iter_mut()) {
                 let out = &mut row[first_record * spr..(first_record + n) * spr];
-                has_gaps |= layout
+                *gap |= layout
                     .ty
                     .decode_channel(&records, layout.offset, scaling, out);
             }
@@ -216,7 +242,7 @@ pub fn parse_channels_into(
         channels,
         event_descriptions,
         event_rate,
-        has_gaps,
+        gap_rows: (0..gap_rows.len()).filter(|&r| gap_rows[r]).collect(),
     })
 }
 

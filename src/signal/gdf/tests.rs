@@ -170,23 +170,37 @@ fn channel_filter_decodes_only_the_kept_channels() {
 #[test]
 fn digital_minimum_reads_as_a_gap() {
     let mut bytes = fixture_bytes("session_gdf210_libgdf.gdf");
-    assert!(!parse(&bytes, "whole.gdf").unwrap().has_gaps);
+    assert!(parse(&bytes, "whole.gdf").unwrap().gap_rows.is_empty());
     // Record 0, channel 1 (EEG-0), sample 7: header 6656 + channel offset 250 × 2 + 7 × 2.
     let at = 6656 + 500 + 14;
     bytes[at..at + 2].copy_from_slice(&(-32768i16).to_le_bytes());
     let file = parse(&bytes, "gap.gdf").unwrap();
     assert!(file.recording.data[[1, 7]].is_nan());
     assert_eq!(file.recording.data.iter().filter(|v| v.is_nan()).count(), 1);
-    assert!(file.has_gaps);
+    assert_eq!(file.gap_rows, [1]);
     // Decoding into a larger used buffer gives the same data (every element is written).
     let reused = parse_channels_into(&bytes, "gap.gdf", |_| true, vec![7.0; 10_000_000]).unwrap();
     assert_eq!(
-        reused.recording.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        file.recording.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        reused
+            .recording
+            .data
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>(),
+        file.recording
+            .data
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
     );
     // Only the channel with the gap: still seen; without it: none.
-    assert!(parse_channels(&bytes, "gap.gdf", |l| l == file.recording.labels[1]).unwrap().has_gaps);
-    assert!(!parse_channels(&bytes, "gap.gdf", |l| l == file.recording.labels[2]).unwrap().has_gaps);
+    let only = |label: &str| {
+        parse_channels(&bytes, "gap.gdf", |l| l == label)
+            .unwrap()
+            .gap_rows
+    };
+    assert_eq!(only(&file.recording.labels[1]), [0]);
+    assert!(only(&file.recording.labels[2]).is_empty());
 }
 
 #[test]
