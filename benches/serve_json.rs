@@ -1,7 +1,8 @@
 //! Decoding the original's payload, one 22 × 750 trial as JSON (numbers as Python's
 //! `X.tolist()` writes float32 data: up to 17 significant digits), three ways:
-//! serde_json into `Vec<Vec<Vec<f32>>>`, into `Vec<Vec<Vec<f64>>>` (then flattened), and the
-//! server's flattening visitor (what `/classify` uses).
+//! serde_json into `Vec<Vec<Vec<f32>>>`, into `Vec<Vec<Vec<f64>>>` (then flattened), serde_json
+//! with the server's flattening visitor (what V2 bodies use), and the server's scanner (what
+//! `/classify` uses).
 //! `cargo bench --bench serve_json`
 
 use bciops::serve::tensor::Nested;
@@ -38,7 +39,13 @@ fn bench(c: &mut Criterion) {
             v.into_iter().flatten().flatten().collect::<Vec<f64>>()
         })
     });
-    g.bench_function("flattening visitor (served)", |b| {
+    g.bench_function("serde_json + flattening visitor (V2)", |b| {
+        b.iter(|| {
+            let mut de = serde_json::Deserializer::from_slice(black_box(&body));
+            Nested::deserialize_from(&mut de).unwrap()
+        })
+    });
+    g.bench_function("scanner + std float parser (/classify)", |b| {
         b.iter(|| Nested::from_json(black_box(&body)).unwrap())
     });
     g.finish();
