@@ -247,7 +247,7 @@ fn read_one(
     };
     let is_mat = has_extension(&source.path, "mat");
     // A BNCI file of an evaluation session gives its true labels itself.
-    let (rec, mat_labels, all, gap_rows) = if is_mat {
+    let (rec, mat_labels, all, gap_runs) = if is_mat {
         let evaluation = source.session.eq_ignore_ascii_case("E");
         let file = bnci::parse(&bytes, &name, evaluation)?;
         let mut rec = file.recording;
@@ -262,15 +262,25 @@ fn read_one(
             rec.data = rec.data.select(Axis(0), &rows);
             rec.labels = rows.iter().map(|&i| rec.labels[i].clone()).collect();
         }
-        let every_row = (0..rec.labels.len()).collect();
-        (rec, evaluation.then_some(file.labels), Some(all), every_row)
+        let runs = rec
+            .data
+            .rows()
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| match row.as_slice() {
+                Some(row) => (i, epochs::nan_runs(row)),
+                None => (i, epochs::nan_runs(&row.to_vec())),
+            })
+            .filter(|(_, runs)| !runs.is_empty())
+            .collect();
+        (rec, evaluation.then_some(file.labels), Some(all), runs)
     } else {
         let buffer = std::mem::take(&mut scratch.data);
         let file = match gdf::parse_channels_into(&bytes, &name, keep, buffer) {
             Err(Error::Invalid(_)) => return Err(none_kept(all_labels(&bytes, &name))),
             other => other?,
         };
-        (file.recording, None, None, file.gap_rows)
+        (file.recording, None, None, file.gaps)
     };
     let layout = match layout {
         Some(l) => l.clone(),
@@ -308,30 +318,21 @@ fn read_one(
     };
     let n_samples = data.ncols();
 
-    // Only rows the reader saw a gap in are scanned for NaN and bridged: a GDF reader has
-    // looked at every sample already, and 100 MB scanned twice more is not free.
-    let gap_labels: Vec<&String> = gap_rows.iter().map(|&r| &rec.labels[r]).collect();
-    let with_gaps: Vec<usize> = layout
-        .channels
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| gap_labels.contains(l))
-        .map(|(i, _)| i)
-        .collect();
-    let gaps = {
-        let rows: Vec<&[f64]> = with_gaps
-            .iter()
-            .filter_map(|&i| data.row(i).to_slice())
-            .collect();
-        GapIndex::new(&rows, n_samples)
-    };
-    if gaps.total() > 0 {
-        for &i in &with_gaps {
-            if let Some(slice) = data.row_mut(i).into_slice() {
-                epochs::fill_gaps(slice);
-            }
-        }
+    // Gaps as the reader found them, bridged run by run: no 100 MB scan for NaN.
+    if !data.is_standard_layout() {
+        data = data.as_standard_layout().into_owned();
     }
+    let mut all_runs = Vec::new();
+    for (r, runs) in &gap_runs {
+        let Some(i) = layout.channels.iter().position(|l| *l == rec.labels[*r]) else {
+            continue;
+        };
+        if let Some(slice) = data.row_mut(i).into_slice() {
+            epochs::fill_runs(slice, runs);
+        }
+        all_runs.extend(runs.iter().cloned());
+    }
+    let gaps = GapIndex::from_runs(all_runs);
 
     let (labels_file, true_labels) = match &source.labels {
         _ if mat_labels.is_some() => (None, mat_labels),
@@ -375,7 +376,13 @@ fn read_one(
             filter::filter_rows(&layout.sos, config.mode, &mut trial)?;
             cut.extend(trial.iter().map(|&v| v as f32));
         } else {
-            cut.extend(view.iter().map(|&v| v as f32));
+            // Row by row: each is one contiguous slice, converted in a vectorised loop.
+            for row in view.rows() {
+                match row.as_slice() {
+                    Some(row) => cut.extend(row.iter().map(|&v| v as f32)),
+                    None => cut.extend(row.iter().map(|&v| v as f32)),
+                }
+            }
         }
     }
     scratch.data = data.into_raw_vec_and_offset().0;
@@ -501,7 +508,7 @@ pub fn run(
             .iter()
             .zip(file.cut.chunks_exact(per_trial))
         {
-            writer.push(values.iter().map(|&v| f64::from(v)))?;
+            writer.push_f32(values)?;
             y.push(t.class as i64);
             trials.push(TrialInfo {
                 subject: source.subject,

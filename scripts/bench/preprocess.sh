@@ -23,7 +23,8 @@ measure() { # label, command...: prints "seconds peak_MiB"
   /usr/bin/time -f "%e %M" -o "$log" "${@:2}" >/dev/null 2>"$work/$1.err" || { cat "$work/$1.err"; exit 1; }
   awk '{printf "%s %.0f\n", $1, $2/1024}' "$log"
 }
-read -r rs_t rs_m < <(measure bciops $bin preprocess --input "$work/raw" --out "$work/rs" --quiet)
+# --no-track: the peer records no run either (tracking adds ~0.15 s: it hashes the dataset).
+read -r rs_t rs_m < <(measure bciops $bin preprocess --input "$work/raw" --out "$work/rs" --quiet --no-track)
 read -r py_t py_m < <(measure python .venv-bench/bin/python scripts/bench/preprocess_mne.py "$work/raw" "$work/py")
 
 .venv-bench/bin/python - "$work" <<'PY'

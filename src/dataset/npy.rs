@@ -71,6 +71,19 @@ impl NpyF32Writer {
         for v in values {
             self.buf.extend_from_slice(&(v as f32).to_le_bytes());
         }
+        self.write_buf()
+    }
+
+    /// [`push`](Self::push) for values already in float32.
+    pub fn push_f32(&mut self, values: &[f32]) -> Result<()> {
+        let expected: usize = self.item.iter().product();
+        assert_eq!(values.len(), expected, "npy item size");
+        self.buf.clear();
+        self.buf.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        self.write_buf()
+    }
+
+    fn write_buf(&mut self) -> Result<()> {
         self.out
             .write_all(&self.buf)
             .map_err(|e| Error::io("write", &self.path, e))?;

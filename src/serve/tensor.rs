@@ -200,9 +200,11 @@ pub fn scan(bytes: &[u8]) -> std::result::Result<Nested, String> {
                 let depth = open.len();
                 match b.dims[depth] {
                     None => b.dims[depth] = Some(n),
-                    Some(m) if m != n => return Err(format!(
+                    Some(m) if m != n => {
+                        return Err(format!(
                         "ragged array: {n} elements at depth {depth} where another array has {m}"
-                    )),
+                    ))
+                    }
                     Some(_) => {}
                 }
                 match open.last_mut() {
@@ -244,9 +246,11 @@ pub fn scan(bytes: &[u8]) -> std::result::Result<Nested, String> {
                         // 22 × 750 trial meanwhile so the buffer does not regrow.
                         b.data.reserve(16_384);
                     }
-                    Some(leaf) if leaf != depth => return Err(format!(
+                    Some(leaf) if leaf != depth => {
+                        return Err(format!(
                         "ragged array: a number at depth {depth} where numbers sit at depth {leaf}"
-                    )),
+                    ))
+                    }
                     Some(_) => {}
                 }
                 // A row of numbers is read in this inner loop: `,` and the next number

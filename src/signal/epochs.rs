@@ -6,6 +6,7 @@
 //! relative to the cue so that other datasets with other codes work through the event map.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::signal::Event;
@@ -227,90 +228,100 @@ pub fn locate(
     Ok(out)
 }
 
-/// Prefix counts of missing samples over all channels, so a window is checked in O(1).
-#[derive(Debug, Clone)]
+/// The samples missing in any channel, as sorted disjoint runs, so a window is checked with a
+/// binary search.
+#[derive(Debug, Clone, Default)]
 pub struct GapIndex {
-    /// None when nothing is missing (the common case, found with one fast scan).
-    prefix: Option<Vec<u32>>,
+    runs: Vec<Range<usize>>,
 }
 
 impl GapIndex {
     /// Builds the index from channels × samples data where NaN marks a missing sample.
-    pub fn new(rows: &[&[f64]], n_samples: usize) -> Self {
-        // `v != v` is NaN's only property; written so the scan vectorises.
-        #[allow(clippy::eq_op)]
-        let any_nan = rows
-            .iter()
-            .any(|row| row.iter().fold(false, |acc, &v| acc | (v != v)));
-        if !any_nan {
-            return GapIndex { prefix: None };
-        }
-        let mut missing = vec![false; n_samples];
-        for row in rows {
-            for (m, v) in missing.iter_mut().zip(row.iter()) {
-                *m |= v.is_nan();
+    pub fn new(rows: &[&[f64]]) -> Self {
+        GapIndex::from_runs(rows.iter().flat_map(|row| nan_runs(row)))
+    }
+
+    /// The index of runs of missing samples, in any order, possibly overlapping (one channel's
+    /// run may overlap another's).
+    pub fn from_runs(runs: impl IntoIterator<Item = Range<usize>>) -> Self {
+        let mut all: Vec<Range<usize>> = runs.into_iter().filter(|r| !r.is_empty()).collect();
+        all.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(all.len());
+        for r in all {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
             }
         }
-        let mut prefix = Vec::with_capacity(n_samples + 1);
-        prefix.push(0u32);
-        let mut count = 0u32;
-        for m in missing {
-            count += m as u32;
-            prefix.push(count);
-        }
-        GapIndex {
-            prefix: Some(prefix),
-        }
+        GapIndex { runs: merged }
     }
 
     /// Whether any sample in `start..start + len` is missing.
     pub fn has_gap(&self, start: usize, len: usize) -> bool {
-        let Some(prefix) = &self.prefix else {
-            return false;
-        };
-        let end = (start + len).min(prefix.len() - 1);
-        let start = start.min(end);
-        prefix[end] > prefix[start]
+        let i = self.runs.partition_point(|r| r.end <= start);
+        self.runs
+            .get(i)
+            .is_some_and(|r| r.start < start.saturating_add(len) && len > 0)
     }
 
     /// Total missing samples (over the union of channels).
     pub fn total(&self) -> u32 {
-        self.prefix
-            .as_ref()
-            .and_then(|p| p.last().copied())
-            .unwrap_or(0)
+        let total: usize = self.runs.iter().map(|r| r.len()).sum();
+        u32::try_from(total).unwrap_or(u32::MAX)
     }
+}
+
+/// The maximal runs of NaN in `row`.
+pub fn nan_runs(row: &[f64]) -> Vec<Range<usize>> {
+    // `v != v` is NaN's only property; the common gap-free row is one vectorised scan.
+    #[allow(clippy::eq_op)]
+    if !row.iter().fold(false, |acc, &v| acc | (v != v)) {
+        return Vec::new();
+    }
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < row.len() {
+        if row[i].is_nan() {
+            let start = i;
+            while i < row.len() && row[i].is_nan() {
+                i += 1;
+            }
+            runs.push(start..i);
+        } else {
+            i += 1;
+        }
+    }
+    runs
 }
 
 /// Replaces NaN runs by straight lines between their neighbours (constant at the edges), so a
 /// filter run over the whole recording is not poisoned by one gap. Returns the samples filled.
 pub fn fill_gaps(row: &mut [f64]) -> usize {
+    let runs = nan_runs(row);
+    fill_runs(row, &runs)
+}
+
+/// [`fill_gaps`] for runs already known (maximal NaN runs of `row`, as [`nan_runs`] finds
+/// them), without scanning the row.
+pub fn fill_runs(row: &mut [f64], runs: &[Range<usize>]) -> usize {
     let n = row.len();
     let mut filled = 0;
-    let mut i = 0;
-    while i < n {
-        if !row[i].is_nan() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < n && row[i].is_nan() {
-            i += 1;
-        }
+    for run in runs {
+        let (start, end) = (run.start.min(n), run.end.min(n));
         let before = start.checked_sub(1).map(|j| row[j]);
-        let after = (i < n).then(|| row[i]);
+        let after = (end < n).then(|| row[end]);
         let (a, b) = match (before, after) {
             (Some(a), Some(b)) => (a, b),
             (Some(a), None) => (a, a),
             (None, Some(b)) => (b, b),
             (None, None) => (0.0, 0.0),
         };
-        let span = (i - start + 1) as f64;
-        for (k, v) in row[start..i].iter_mut().enumerate() {
+        let span = (end - start + 1) as f64;
+        for (k, v) in row[start..end].iter_mut().enumerate() {
             let t = (k + 1) as f64 / span;
             *v = a + (b - a) * t;
         }
-        filled += i - start;
+        filled += end - start;
     }
     filled
 }
@@ -457,14 +468,24 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one run is the case under test
     fn gaps_are_indexed_and_filled() {
         let a = [1.0, f64::NAN, f64::NAN, 4.0, 5.0];
         let b = [0.0, 0.0, 0.0, 0.0, f64::NAN];
-        let index = GapIndex::new(&[&a, &b], 5);
+        let index = GapIndex::new(&[&a, &b]);
         assert!(index.has_gap(0, 2));
         assert!(!index.has_gap(3, 1));
         assert!(index.has_gap(3, 2));
+        assert!(!index.has_gap(0, 1));
+        assert!(!index.has_gap(1, 0));
         assert_eq!(index.total(), 3);
+        // Overlapping runs of two channels count once; windows around and between them.
+        let runs = GapIndex::from_runs([10..20, 15..25, 40..41, 5..6]);
+        assert_eq!(runs.total(), 1 + 15 + 1);
+        assert!(!runs.has_gap(6, 4) && runs.has_gap(6, 5) && runs.has_gap(24, 1));
+        assert!(!runs.has_gap(25, 15) && runs.has_gap(25, 16) && !runs.has_gap(41, 100));
+        assert_eq!(nan_runs(&a), vec![1..3]);
+        assert!(nan_runs(&[1.0, 2.0]).is_empty());
 
         let mut row = a;
         assert_eq!(fill_gaps(&mut row), 2);

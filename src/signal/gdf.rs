@@ -13,12 +13,14 @@
 //! channels are converted to microvolts.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::signal::epochs;
 use crate::signal::recording::{Event, Recording};
 
 const BLOCK: usize = 256;
@@ -80,9 +82,10 @@ pub struct GdfFile {
     pub event_descriptions: BTreeMap<u16, String>,
     /// The event table's sampling rate as stored; `None` when the file has no event table.
     pub event_rate: Option<f64>,
-    /// Rows of `recording.data` with a sample at the channel's digital minimum (a gap, now
-    /// NaN), found while decoding so that callers need not scan every row for NaN again.
-    pub gap_rows: Vec<usize>,
+    /// The gaps (samples at the channel's digital minimum, now NaN) of each row of
+    /// `recording.data` that has any, as maximal runs: found while decoding, so that callers
+    /// need not scan 100 MB of signal for NaN again.
+    pub gaps: Vec<(usize, Vec<Range<usize>>)>,
 }
 
 /// Reads a GDF file with all its channels.
@@ -186,7 +189,7 @@ pub fn parse_channels_into(
     // Every element is decoded below, so old contents may stay; only growth is zeroed.
     let mut data = buffer;
     data.resize(selected.len() * n_samples, 0.0);
-    let mut gap_rows = vec![false; selected.len()];
+    let mut gaps: Vec<Vec<Range<usize>>> = vec![Vec::new(); selected.len()];
     if n_samples > 0 {
         let mut rows: Vec<(&mut [f64], &ChannelLayout, Scaling)> = data
             .chunks_exact_mut(n_samples)
@@ -204,11 +207,22 @@ pub fn parse_channels_into(
                 spr,
             };
             let n = block.min(n_records - first_record);
-            for ((row, layout, scaling), gap) in rows.iter_mut().zip(gap_rows.iter_mut()) {
-                let out = &mut row[first_record * spr..(first_record + n) * spr];
-                *gap |= layout
+            for ((row, layout, scaling), runs) in rows.iter_mut().zip(gaps.iter_mut()) {
+                let first = first_record * spr;
+                let out = &mut row[first..(first_record + n) * spr];
+                if layout
                     .ty
-                    .decode_channel(&records, layout.offset, scaling, out);
+                    .decode_channel(&records, layout.offset, scaling, out)
+                {
+                    // Rare: find the runs in this block, joining one that crosses blocks.
+                    for run in epochs::nan_runs(out) {
+                        let run = first + run.start..first + run.end;
+                        match runs.last_mut() {
+                            Some(last) if last.end == run.start => last.end = run.end,
+                            _ => runs.push(run),
+                        }
+                    }
+                }
             }
         }
     }
@@ -242,7 +256,11 @@ pub fn parse_channels_into(
         channels,
         event_descriptions,
         event_rate,
-        gap_rows: (0..gap_rows.len()).filter(|&r| gap_rows[r]).collect(),
+        gaps: gaps
+            .into_iter()
+            .enumerate()
+            .filter(|(_, runs)| !runs.is_empty())
+            .collect(),
     })
 }
 

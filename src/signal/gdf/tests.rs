@@ -168,16 +168,17 @@ fn channel_filter_decodes_only_the_kept_channels() {
 }
 
 #[test]
+#[allow(clippy::single_range_in_vec_init)] // one gap run is the case under test
 fn digital_minimum_reads_as_a_gap() {
     let mut bytes = fixture_bytes("session_gdf210_libgdf.gdf");
-    assert!(parse(&bytes, "whole.gdf").unwrap().gap_rows.is_empty());
+    assert!(parse(&bytes, "whole.gdf").unwrap().gaps.is_empty());
     // Record 0, channel 1 (EEG-0), sample 7: header 6656 + channel offset 250 × 2 + 7 × 2.
     let at = 6656 + 500 + 14;
     bytes[at..at + 2].copy_from_slice(&(-32768i16).to_le_bytes());
     let file = parse(&bytes, "gap.gdf").unwrap();
     assert!(file.recording.data[[1, 7]].is_nan());
     assert_eq!(file.recording.data.iter().filter(|v| v.is_nan()).count(), 1);
-    assert_eq!(file.gap_rows, [1]);
+    assert_eq!(file.gaps, [(1, vec![7..8])]);
     // Decoding into a larger used buffer gives the same data (every element is written).
     let reused = parse_channels_into(&bytes, "gap.gdf", |_| true, vec![7.0; 10_000_000]).unwrap();
     assert_eq!(
@@ -197,10 +198,19 @@ fn digital_minimum_reads_as_a_gap() {
     let only = |label: &str| {
         parse_channels(&bytes, "gap.gdf", |l| l == label)
             .unwrap()
-            .gap_rows
+            .gaps
     };
-    assert_eq!(only(&file.recording.labels[1]), [0]);
+    assert_eq!(only(&file.recording.labels[1]), [(0, vec![7..8])]);
     assert!(only(&file.recording.labels[2]).is_empty());
+    // A run across the reader's 20-record blocks (samples 4999 and 5000, records 19 and 20 of
+    // 250 samples) comes out as one run.
+    for (record, index) in [(19, 249), (20, 0)] {
+        let at = 6656 + record * 12500 + 500 + index * 2;
+        bytes[at..at + 2].copy_from_slice(&(-32768i16).to_le_bytes());
+    }
+    let file = parse(&bytes, "gaps.gdf").unwrap();
+    assert_eq!(file.gaps, [(1, vec![7..8, 4999..5001])]);
+    assert!(file.recording.data[[1, 5000]].is_nan() && !file.recording.data[[1, 5001]].is_nan());
 }
 
 #[test]
