@@ -498,6 +498,48 @@ mod tests {
         assert!(e.contains("CRC"), "{e}");
     }
 
+    /// The members `scripts/fixtures/make_zip_fixture.py` writes with Python's `zipfile`.
+    fn fixture_members() -> (Vec<u8>, Vec<u8>) {
+        let mut x: u64 = 1;
+        let mut gdf: Vec<u8> = (0..20_000)
+            .map(|_| {
+                x = (x * 1_103_515_245 + 12_345) % (1 << 31);
+                ((x >> 16) & 0xff) as u8
+            })
+            .collect();
+        gdf.extend((0..40_000u64).map(|i| ((i * 7 + i / 251) % 256) as u8));
+        let readme = b"synthetic member for the deflate test\n".repeat(20);
+        (gdf, readme)
+    }
+
+    #[test]
+    fn deflated_members_of_an_independent_writer_unpack() {
+        // tests/data/zip/deflated.zip: CPython 3.11 zipfile, ZIP_DEFLATED level 9, the way the
+        // competition's archive stores its members (a folder, deflate).
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/zip/deflated.zip");
+        let zip = std::fs::read(path).unwrap();
+        let (gdf, readme) = fixture_members();
+        let got = zip_members(&zip, "deflated.zip", |_| true).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("A01T.gdf".to_owned(), gdf),
+                ("readme.txt".to_owned(), readme)
+            ]
+        );
+        // A flipped bit in the compressed stream is caught (bad deflate data or CRC), and no
+        // truncation panics.
+        let mut bad = zip.clone();
+        bad[30 + "BCICIV_2a_gdf/A01T.gdf".len() + 5000] ^= 0x10;
+        let e = zip_members(&bad, "deflated.zip", |n| n.ends_with(".gdf"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("deflated.zip") && e.contains("A01T.gdf"), "{e}");
+        for cut in (0..zip.len()).step_by(97) {
+            assert!(zip_members(&zip[..cut], "deflated.zip", |_| true).is_err());
+        }
+    }
+
     #[test]
     fn plan_lays_out_folders() {
         let plan = Plan {
