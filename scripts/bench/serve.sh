@@ -46,6 +46,18 @@ if [ ! -f "$work/.data-done" ]; then
     "$work/epochs" "$work/trial.json"
   touch "$work/.data-done"
 fi
+# The same trial as the binary body (little-endian float32, 66 KB), for the throughput path.
+if [ ! -f "$work/trial.f32" ]; then
+  "$py" -c "import numpy as np, sys; np.load(sys.argv[1] + '/X.npy')[:1].astype('<f4').tofile(sys.argv[2])" \
+    "$work/epochs" "$work/trial.f32"
+fi
+cat > "$work/post-f32.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/octet-stream"
+local f = io.open("$work/trial.f32", "rb")
+wrk.body = f:read("*a")
+f:close()
+LUA
 cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -68,8 +80,8 @@ trap cleanup EXIT
 
 # wrk at one concurrency: prints "rps p50_ms p99_ms".
 wrk_run() {
-  local url=$1 c=$2 t=$(( $2 < 2 ? 1 : 2 ))
-  wrk -t"$t" -c"$c" -d"$duration" --latency -s "$work/post.lua" "$url" > "$work/wrk.txt"
+  local url=$1 c=$2 t=$(( $2 < 2 ? 1 : 2 )) script=${3:-$work/post.lua}
+  wrk -t"$t" -c"$c" -d"$duration" --latency -s "$script" "$url" > "$work/wrk.txt"
   awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^Requests\/sec:/ { rps = $2 }
@@ -119,6 +131,12 @@ bciops_self_ready=$(sed -n 's/.*ready \([0-9.]*\) ms after start.*/\1/p' "$work/
 echo "bciops ready after ${bciops_ready} s (its own log: ${bciops_self_ready} ms)" >&2
 measure bciops "http://127.0.0.1:$port/classify"
 curl -s "http://127.0.0.1:$port/metrics" > "$work/bciops.metrics"
+# bciops only: the binary body (BentoML's API takes JSON only).
+for c in 1 8 32; do
+  line=$(wrk_run "http://127.0.0.1:$port/classify" "$c" "$work/post-f32.lua")
+  echo "bciops-f32 c=$c $line"
+  echo "  bciops float32 body wrk c=$c: $line (rps p50_ms p99_ms)" >&2
+done > "$work/bciops-f32.wrk"
 
 # Soak: 8 connections for $soak seconds; RSS after a 10 s warm-up and at the end.
 echo "soak: ${soak} s at 8 connections" >&2
@@ -177,6 +195,15 @@ for c in sorted(b):
         rp = p[c]
         line += f" {rp[0]:14.0f} {rp[1]:8.2f} {rp[2]:8.2f} {rb[0] / rp[0]:8.1f} {rp[2] / rb[2]:7.1f}"
     print(line)
+f32 = wrk("bciops-f32")
+if f32:
+    print(f"bciops, the same trial as a float32 body ({os.path.getsize(work + '/trial.f32')} bytes):")
+    for c in sorted(f32):
+        r = f32[c]
+        line = f"{'':10} {c:5} {r[0]:13.0f} {r[1]:8.3f} {r[2]:8.3f}"
+        if p:
+            line += f"   vs BentoML's JSON: {r[0] / p[c][0]:.1f}x req/s, p99 {p[c][2] / r[2]:.1f}x lower"
+        print(line)
 for name in ["bciops", "bentoml"]:
     path = f"{work}/{name}.closed"
     if os.path.exists(path):
