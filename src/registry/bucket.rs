@@ -147,21 +147,7 @@ impl BucketRegistry {
             model_dir,
             &Location::Remote(self.version_key(name, n).join("files")),
         )?;
-        let source = match (run_id, origin) {
-            (Some(id), _) => format!("runs:/{id}/model"),
-            (None, Some(uri)) => uri.to_owned(),
-            (None, None) => std::fs::canonicalize(model_dir)
-                .unwrap_or_else(|_| model_dir.to_owned())
-                .display()
-                .to_string(),
-        };
-        let v = VersionJson {
-            version: n,
-            source,
-            run_id: run_id.map(str::to_owned),
-            tags: tags.clone(),
-            created: now_ms(),
-        };
+        let v = VersionJson::new(n, model_dir, origin, run_id, tags);
         // The version exists for readers once version.json does, after its files.
         storage::write_file(
             &Location::Remote(self.version_key(name, n).join("version.json")),

@@ -48,6 +48,32 @@ pub(super) struct VersionJson {
 }
 
 impl VersionJson {
+    /// Version `n` of a model registered from `model_dir`: its source is the run's `model`
+    /// artifact, else the URI it was fetched from, else the directory.
+    pub(super) fn new(
+        n: u64,
+        model_dir: &Path,
+        origin: Option<&str>,
+        run_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Self {
+        let source = match (run_id, origin) {
+            (Some(id), _) => format!("runs:/{id}/model"),
+            (None, Some(uri)) => uri.to_owned(),
+            (None, None) => std::fs::canonicalize(model_dir)
+                .unwrap_or_else(|_| model_dir.to_owned())
+                .display()
+                .to_string(),
+        };
+        VersionJson {
+            version: n,
+            source,
+            run_id: run_id.map(str::to_owned),
+            tags: tags.clone(),
+            created: now_ms(),
+        }
+    }
+
     /// The version as the registry reports it, with the aliases pointing at it.
     pub(super) fn into_version(self, name: &str, aliases: &BTreeMap<String, u64>) -> Version {
         Version {
@@ -195,21 +221,7 @@ impl LocalRegistry {
             }
         };
         copy_into(model_dir, &dir.join("files"))?;
-        let source = match (run_id, origin) {
-            (Some(id), _) => format!("runs:/{id}/model"),
-            (None, Some(uri)) => uri.to_owned(),
-            (None, None) => std::fs::canonicalize(model_dir)
-                .unwrap_or_else(|_| model_dir.to_owned())
-                .display()
-                .to_string(),
-        };
-        let v = VersionJson {
-            version: n,
-            source,
-            run_id: run_id.map(str::to_owned),
-            tags: tags.clone(),
-            created: now_ms(),
-        };
+        let v = VersionJson::new(n, model_dir, origin, run_id, tags);
         self.write_version(name, &v)?;
         self.version(name, n)
     }

@@ -138,17 +138,7 @@ impl Nested {
             depth: 0,
         }
         .deserialize(d)?;
-        if b.dims.iter().any(|d| d.is_none()) || b.leaf.is_none() && !b.dims.is_empty() {
-            // Only empty arrays somewhere: the inner extent is unknown.
-            return Ok(Nested {
-                shape: b.dims.iter().map(|d| d.unwrap_or(0)).collect(),
-                data: Vec::new(),
-            });
-        }
-        Ok(Nested {
-            shape: b.dims.into_iter().map(|d| d.unwrap_or(0)).collect(),
-            data: b.data,
-        })
+        Ok(b.finish())
     }
 }
 
@@ -300,17 +290,7 @@ pub fn scan(bytes: &[u8]) -> std::result::Result<Nested, String> {
     if pos != s.len() {
         return Err(format!("trailing characters at byte {pos}"));
     }
-    if b.dims.iter().any(|d| d.is_none()) || b.leaf.is_none() {
-        // Only empty arrays somewhere: the inner extent is unknown.
-        return Ok(Nested {
-            shape: b.dims.iter().map(|d| d.unwrap_or(0)).collect(),
-            data: Vec::new(),
-        });
-    }
-    Ok(Nested {
-        shape: b.dims.into_iter().map(|d| d.unwrap_or(0)).collect(),
-        data: b.data,
-    })
+    Ok(b.finish())
 }
 
 fn skip_ws(s: &[u8], mut pos: usize) -> usize {
@@ -371,6 +351,23 @@ struct Builder {
     dims: Vec<Option<usize>>,
     /// The depth numbers sit at, fixed by the first number.
     leaf: Option<usize>,
+}
+
+impl Builder {
+    fn finish(self) -> Nested {
+        let shape = self.dims.iter().map(|d| d.unwrap_or(0)).collect();
+        if self.dims.iter().any(|d| d.is_none()) || self.leaf.is_none() && !self.dims.is_empty() {
+            // Only empty arrays somewhere: the inner extent is unknown.
+            return Nested {
+                shape,
+                data: Vec::new(),
+            };
+        }
+        Nested {
+            shape,
+            data: self.data,
+        }
+    }
 }
 
 struct Level<'a> {

@@ -117,20 +117,12 @@ pub fn parse_channels(bytes: &[u8], name: &str, keep: impl FnMut(&str) -> bool) 
 pub fn header_channels(
     bytes: &[u8],
     name: &str,
-    mut keep: impl FnMut(&str) -> bool,
+    keep: impl FnMut(&str) -> bool,
 ) -> Result<(Vec<String>, f64)> {
     let b = Bytes { b: bytes, name };
     let fixed = FixedHeader::parse(&b)?;
     let layouts = channel_layouts(&b, &fixed)?;
-    let selected: Vec<usize> = (0..layouts.len())
-        .filter(|&i| keep(&layouts[i].channel.label))
-        .collect();
-    if selected.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no channel of `{name}` was selected"
-        )));
-    }
-    let rate = common_rate(&b, &layouts, &selected, fixed.record_duration)?;
+    let (selected, rate) = select_channels(&b, &layouts, &fixed, keep)?;
     let labels = selected
         .iter()
         .map(|&i| layouts[i].channel.label.clone())
@@ -144,7 +136,7 @@ pub fn header_channels(
 pub fn parse_channels_into(
     bytes: &[u8],
     name: &str,
-    mut keep: impl FnMut(&str) -> bool,
+    keep: impl FnMut(&str) -> bool,
     buffer: Vec<f64>,
 ) -> Result<GdfFile> {
     let b = Bytes { b: bytes, name };
@@ -170,15 +162,7 @@ pub fn parse_channels_into(
             ))
         })?;
 
-    let selected: Vec<usize> = (0..layouts.len())
-        .filter(|&i| keep(&layouts[i].channel.label))
-        .collect();
-    if selected.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no channel of `{name}` was selected"
-        )));
-    }
-    let rate = common_rate(&b, &layouts, &selected, fixed.record_duration)?;
+    let (selected, rate) = select_channels(&b, &layouts, &fixed, keep)?;
     for &i in &selected {
         check_scaling(&b, &layouts[i].channel)?;
     }
@@ -746,6 +730,26 @@ fn common_rate(
         )));
     }
     Ok(rate_of(selected[0]))
+}
+
+/// The channels `keep` accepts (at least one) and their common sampling rate.
+fn select_channels(
+    b: &Bytes,
+    layouts: &[ChannelLayout],
+    fixed: &FixedHeader,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<(Vec<usize>, f64)> {
+    let selected: Vec<usize> = (0..layouts.len())
+        .filter(|&i| keep(&layouts[i].channel.label))
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no channel of `{}` was selected",
+            b.name
+        )));
+    }
+    let rate = common_rate(b, layouts, &selected, fixed.record_duration)?;
+    Ok((selected, rate))
 }
 
 /// Rounds a rate to the nearest integer when it is one up to floating-point noise
