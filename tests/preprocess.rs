@@ -185,6 +185,61 @@ fn preprocess_matches_scipy_on_the_libgdf_fixture() {
 }
 
 #[test]
+fn filtering_only_around_kept_trials_equals_scipy_on_the_whole_recording() {
+    // Four classes, left/right kept, 20 s eye-movement runs first: the spans `preprocess`
+    // filters start and end inside the recording, which is what this test is about.
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    synth_small(&raw, "1");
+    let out = tmp.path().join("epochs");
+    let gdf = raw.join("A01T.gdf");
+    let summary = bciops([
+        "preprocess",
+        "--input",
+        gdf.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ])
+    .success();
+    let summary: serde_json::Value = serde_json::from_str(&summary.stdout).unwrap();
+    // The Python side below does not bridge gaps, so the recording must have none.
+    assert_eq!(summary["gap_samples"], 0, "{summary}");
+    let x: Array3<f32> = ndarray_npy::read_npy(out.join("X.npy")).unwrap();
+    let Some(py) = python() else { return };
+    // MNE reads the same int16 samples; scipy filters each whole channel forward-backward;
+    // trials are cut at the left/right cues whose trial was not rejected (1023).
+    let dump = tmp.path().join("scipy.npy");
+    run_python(
+        &py,
+        "import sys, numpy as np, mne\n\
+         from scipy.signal import butter, sosfiltfilt\n\
+         raw = mne.io.read_raw_gdf(sys.argv[1], preload=True, verbose='error')\n\
+         eeg = [c for c in raw.ch_names if not c.startswith('EOG')]\n\
+         data = raw.get_data(picks=eeg) * 1e6\n\
+         filt = sosfiltfilt(butter(4, [8, 30], btype='bandpass', fs=250, output='sos'), data, axis=-1)\n\
+         ev = [(int(round(o * 250)), d) for o, d in zip(raw.annotations.onset, raw.annotations.description)]\n\
+         rejected = {p for p, d in ev if d == '1023'}\n\
+         starts = sorted(p for p, d in ev if d == '768')\n\
+         cues = [p for p, d in sorted(ev) if d in ('769', '770')\n\
+                 and max(s for s in starts if s <= p) not in rejected]\n\
+         np.save(sys.argv[2], np.stack([filt[:, c:c + 750] for c in cues]))",
+        &[&gdf, &dump],
+    );
+    let want: Array3<f64> = ndarray_npy::read_npy(&dump).unwrap();
+    assert_eq!(want.dim(), x.dim());
+    for (t, (got, want)) in x.outer_iter().zip(want.outer_iter()).enumerate() {
+        let scale = want.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        let worst = got
+            .iter()
+            .zip(want.iter())
+            .fold(0.0_f64, |m, (g, w)| m.max((f64::from(*g) - w).abs()));
+        // float32 output: 6e-8 relative; the spans' own error is ~1e-15 (unit tests).
+        assert!(worst <= 1e-6 * scale, "trial {t}: {worst} µV of {scale}");
+    }
+}
+
+#[test]
 fn both_gdf_writers_give_the_same_epochs() {
     let tmp = tempfile::tempdir().unwrap();
     let mut outputs = Vec::new();
