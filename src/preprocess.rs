@@ -362,12 +362,11 @@ fn read_one(
         |start, len| gaps.has_gap(start, len),
     )?;
 
+    let window = config.epochs.window_samples(layout.rate);
     if !config.per_trial {
-        let window = config.epochs.window_samples(layout.rate);
         let windows = located.trials.iter().map(|t| t.start..t.start + window);
         filter_rows_parallel(&layout.sos, config.mode, &mut data, windows, threads)?;
     }
-    let window = config.epochs.window_samples(layout.rate);
     let mut cut = Vec::with_capacity(located.trials.len() * layout.channels.len() * window);
     for t in &located.trials {
         let view = data.slice_axis(Axis(1), ndarray::Slice::from(t.start..t.start + window));
@@ -376,7 +375,9 @@ fn read_one(
             filter::filter_rows(&layout.sos, config.mode, &mut trial)?;
             cut.extend(trial.iter().map(|&v| v as f32));
         } else {
-            // Row by row: each is one contiguous slice, converted in a vectorised loop.
+            // Row by row: a row is one contiguous slice (`data` was put in standard layout
+            // before the gaps were bridged), whose conversion vectorises; the view's own
+            // iterator does not.
             for row in view.rows() {
                 match row.as_slice() {
                     Some(row) => cut.extend(row.iter().map(|&v| v as f32)),
