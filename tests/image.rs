@@ -10,8 +10,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::bciops;
-
 struct Image {
     podman: String,
     image: String,
@@ -119,26 +117,7 @@ fn image_runs_train_and_serve_as_non_root() {
 
     // A small dataset made on the host, mounted read-only; the model is written to a mount.
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    let data = dir.path().join("data");
-    bciops([
-        "synth",
-        "--out",
-        raw.to_str().unwrap(),
-        "--subjects",
-        "1",
-        "--trials-per-class",
-        "12",
-    ])
-    .success();
-    bciops([
-        "preprocess",
-        "--input",
-        raw.to_str().unwrap(),
-        "--out",
-        data.to_str().unwrap(),
-    ])
-    .success();
+    let data = common::small_epochs(dir.path());
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     world_writable(&out);

@@ -103,27 +103,8 @@ fn every_dashboard_and_alert_query_returns_data_from_a_served_model() {
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    let data = dir.path().join("data");
+    let data = common::small_epochs(dir.path());
     let model = dir.path().join("model");
-    bciops([
-        "synth",
-        "--out",
-        raw.to_str().unwrap(),
-        "--subjects",
-        "1",
-        "--trials-per-class",
-        "12",
-    ])
-    .success();
-    bciops([
-        "preprocess",
-        "--input",
-        raw.to_str().unwrap(),
-        "--out",
-        data.to_str().unwrap(),
-    ])
-    .success();
     bciops([
         "train",
         "--data",

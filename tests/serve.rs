@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::bciops;
 use common::s3::{boto, create_bucket, s3, s3_bciops, s3_env, SECRET};
+use common::serve::Server;
 use ndarray::{s, Array3};
 use serde_json::{json, Value};
 
@@ -99,156 +100,25 @@ fn version_of(model: &Path) -> String {
     hex[..12].to_owned()
 }
 
-/// A running `bciops serve`; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-    http: reqwest::blocking::Client,
+/// `bciops serve --model MODEL --addr 127.0.0.1:0 EXTRA…`, ready.
+fn start(model: &Path, extra: &[&str]) -> Server {
+    start_env(model, extra, &[])
 }
 
-impl Server {
-    fn start(model: &Path, extra: &[&str]) -> Server {
-        Self::start_env(model, extra, &[])
+fn start_env(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bciops"));
+    cmd.args([
+        "serve",
+        "--model",
+        model.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ])
+    .args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-
-    fn start_env(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bciops"));
-        cmd.args([
-            "serve",
-            "--model",
-            model.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start bciops serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(addr) = line.strip_prefix("listening on http://") {
-                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                    }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no `listening on` line:\n{}", log.lock().unwrap()));
-        let http = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        let server = Server {
-            child,
-            addr,
-            log,
-            http,
-        };
-        server.wait_until("ready", |s| s.get("/readyz").0 == 200);
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let r = self.http.get(self.url(path)).send().unwrap();
-        (r.status().as_u16(), r.text().unwrap())
-    }
-
-    fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().unwrap();
-        let value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-        (status, value)
-    }
-
-    fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.post(path, "application/json", serde_json::to_vec(body).unwrap())
-    }
-
-    fn metric(&self, line_start: &str) -> Option<f64> {
-        let (_, text) = self.get("/metrics");
-        text.lines()
-            .find(|l| l.starts_with(line_start))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-    }
-
-    fn version(&self) -> String {
-        let (_, body) = self.get("/readyz");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["version"].as_str().unwrap_or_default().to_owned()
-    }
-
-    /// Polls `ok` until it holds (a generous deadline only guards against a hang).
-    fn wait_until(&self, what: &str, ok: impl Fn(&Server) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ok(self) {
-            assert!(
-                Instant::now() < deadline,
-                "gave up waiting for {what}; server log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits for the process to exit; returns its exit code.
-    fn wait_exit(&mut self) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Server::spawn(cmd)
 }
 
 /// `n` trials as the original's JSON payload: trials × channels × samples.
@@ -287,7 +157,7 @@ fn error_of(v: &Value) -> &str {
 #[test]
 fn every_endpoint_answers() {
     let f = fixture();
-    let server = Server::start(&f.model_a, &[]);
+    let server = start(&f.model_a, &[]);
     let version = version_of(&f.model_a);
     assert!(server.log().contains("ready"), "{}", server.log());
 
@@ -439,7 +309,7 @@ fn every_endpoint_answers() {
 #[test]
 fn bad_requests_get_a_json_error_and_the_right_status() {
     let f = fixture();
-    let server = Server::start_env(
+    let server = start_env(
         &f.model_a,
         &["--max-body-bytes", "1000000"],
         &[("BCIOPS_SERVE_PANIC_ROUTE", "1")],
@@ -650,7 +520,7 @@ fn the_concurrency_limit_answers_503_and_slow_requests_time_out() {
     let f = fixture();
     let body = serde_json::to_vec(&trials_json(&f.x, 1)).unwrap();
 
-    let server = Server::start(&f.model_a, &["--max-concurrency", "1"]);
+    let server = start(&f.model_a, &["--max-concurrency", "1"]);
     let held = half_sent(server.addr, &body);
     // The held request takes the only slot as soon as the server has read its headers.
     server.wait_until("the held request in flight", |s| {
@@ -674,7 +544,7 @@ fn the_concurrency_limit_answers_503_and_slow_requests_time_out() {
     assert_eq!(code, 200, "the slot is free again");
     drop(server);
 
-    let server = Server::start(&f.model_a, &["--timeout", "200ms"]);
+    let server = start(&f.model_a, &["--timeout", "200ms"]);
     let stalled = half_sent(server.addr, &body);
     let (code, text) = read_response(stalled);
     assert_eq!(code, 504, "{text}");
@@ -691,7 +561,7 @@ fn sighup_and_polling_swap_models_and_a_broken_one_keeps_the_old() {
     assert_ne!(va, vb);
     let one = trials_json(&f.x, 1);
 
-    let server = Server::start(&dir, &["--poll-interval", "0", "--name", "bci"]);
+    let server = start(&dir, &["--poll-interval", "0", "--name", "bci"]);
     assert_eq!(server.version(), va);
     copy_model(&f.model_b, &dir);
     server.signal("-HUP");
@@ -732,7 +602,7 @@ fn sighup_and_polling_swap_models_and_a_broken_one_keeps_the_old() {
     // Polling: replacing the directory is noticed without a signal; a broken version is
     // counted once, not at every poll.
     copy_model(&f.model_a, &dir);
-    let server = Server::start(&dir, &["--poll-interval", "50ms"]);
+    let server = start(&dir, &["--poll-interval", "50ms"]);
     assert_eq!(server.version(), va);
     copy_model(&f.model_b, &dir);
     server.wait_until("version b by polling", |s| s.version() == vb);
@@ -755,7 +625,7 @@ fn sighup_and_polling_swap_models_and_a_broken_one_keeps_the_old() {
 fn sigterm_finishes_requests_in_flight_then_exits_0() {
     let f = fixture();
     let body = serde_json::to_vec(&trials_json(&f.x, 1)).unwrap();
-    let mut server = Server::start(&f.model_a, &[]);
+    let mut server = start(&f.model_a, &[]);
     let held = half_sent(server.addr, &body);
     server.wait_until("the held request in flight", |s| {
         s.metric("bciops_requests_in_flight ") == Some(2.0)
@@ -819,7 +689,7 @@ fn unusable_models_and_addresses_exit_with_a_message() {
         "soon",
     ])
     .fails(2, "soon");
-    let server = Server::start(&f.model_a, &[]);
+    let server = start(&f.model_a, &[]);
     bciops([
         "serve",
         "--model",
@@ -853,7 +723,7 @@ fn promtool_accepts_the_exposition_and_prometheus_scrapes_it() {
         return;
     };
     let f = fixture();
-    let server = Server::start(&f.model_a, &[]);
+    let server = start(&f.model_a, &[]);
     let (code, _) = server.post_json("/classify", &trials_json(&f.x, 1));
     assert_eq!(code, 200);
     server.post_json("/classify", &json!([]));
@@ -1009,7 +879,7 @@ fn a_model_on_a_bucket_is_served_and_replaced_on_sighup_and_by_polling() {
 
     train_to(&endpoint, &uri, "linear", "1");
     let va = remote_version();
-    let server = Server::start_env(Path::new(&uri), &["--poll-interval", "0"], &env);
+    let server = start_env(Path::new(&uri), &["--poll-interval", "0"], &env);
     assert_eq!(server.version(), va);
     assert!(server.log().contains(&uri), "{}", server.log());
     let (code, labels) = server.post_json("/classify", &one);
@@ -1045,7 +915,7 @@ fn a_model_on_a_bucket_is_served_and_replaced_on_sighup_and_by_polling() {
     // Polling: a new publication is noticed without a signal.
     train_to(&endpoint, &uri, "linear", "1");
     let va2 = remote_version();
-    let server = Server::start_env(Path::new(&uri), &["--poll-interval", "100ms"], &env);
+    let server = start_env(Path::new(&uri), &["--poll-interval", "100ms"], &env);
     assert_eq!(server.version(), va2);
     train_to(&endpoint, &uri, "rbf", "2");
     let vb2 = remote_version();
@@ -1121,7 +991,7 @@ fn a_registry_alias_on_a_bucket_is_served_and_followed() {
     register(&f.model_a);
     let env = s3_env(&endpoint);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start_env(
+    let server = start_env(
         Path::new("models:/bci@champion"),
         &["--registry-uri", &registry, "--poll-interval", "0"],
         &env,

@@ -4,13 +4,11 @@
 mod common;
 mod tracking_support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
+use common::serve::Server;
 use serde_json::Value;
 use tracking_support::*;
 
@@ -38,123 +36,23 @@ fn compare_register(dir: &Path, model: &Path, name: &str, registry: &str) -> Val
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-/// A running `bciops serve` whose temporary directory is `tmpdir` (so its download cache can
-/// be inspected); killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-    http: reqwest::blocking::Client,
+/// `bciops serve --addr 127.0.0.1:0 ARGS…` with its temporary files under `tmpdir` and no
+/// MLflow from the environment, ready.
+fn start(args: &[&str], tmpdir: &Path) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bciops"));
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("TMPDIR", tmpdir)
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_REGISTRY_URI");
+    Server::spawn(cmd)
 }
 
-impl Server {
-    fn start(args: &[&str], tmpdir: &Path) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bciops"));
-        cmd.args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .env("TMPDIR", tmpdir)
-            .env_remove("MLFLOW_TRACKING_URI")
-            .env_remove("MLFLOW_REGISTRY_URI")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start bciops serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(addr) = line.strip_prefix("listening on http://") {
-                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                    }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no `listening on` line:\n{}", log.lock().unwrap()));
-        let server = Server {
-            child,
-            addr,
-            log,
-            http: reqwest::blocking::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        };
-        server.wait_until("ready", |s| s.get("/readyz").0 == 200);
-        server
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("http://{}{path}", self.addr))
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.text().unwrap())
-    }
-
-    fn get_json(&self, path: &str) -> Value {
-        let (code, body) = self.get(path);
-        assert_eq!(code, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn metrics(&self) -> String {
-        self.get("/metrics").1
-    }
-
-    fn reloads(&self) -> f64 {
-        self.metrics()
-            .lines()
-            .find_map(|l| l.strip_prefix("bciops_model_reloads_total "))
-            .and_then(|v| v.parse().ok())
-            .expect("bciops_model_reloads_total")
-    }
-
-    fn wait_until(&self, what: &str, ok: impl Fn(&Server) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ok(self) {
-            assert!(
-                Instant::now() < deadline,
-                "gave up waiting for {what}; server log:\n{}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(&mut self) -> i32 {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `bciops_model_reloads_total`.
+fn reload_count(server: &Server) -> f64 {
+    server
+        .metric("bciops_model_reloads_total ")
+        .expect("bciops_model_reloads_total")
 }
 
 /// The version subdirectories of the server's download cache under `tmpdir`.
@@ -193,7 +91,7 @@ fn follows_the_alias(registry: &str, name: &str) {
     );
 
     let reference = format!("models:/{name}@champion");
-    let mut server = Server::start(
+    let mut server = start(
         &[
             "--model",
             &reference,
@@ -208,13 +106,13 @@ fn follows_the_alias(registry: &str, name: &str) {
     assert_eq!(meta["versions"], serde_json::json!(["1"]), "{meta}");
     assert_eq!(server.get_json("/readyz")["version"], "1");
     assert!(
-        server.metrics().contains(&format!(
+        server.get("/metrics").1.contains(&format!(
             "bciops_model_info{{name=\"{name}\",version=\"1\"}} 1"
         )),
         "{}",
-        server.metrics()
+        server.get("/metrics").1
     );
-    let reloads = server.reloads();
+    let reloads = reload_count(&server);
     assert_eq!(cached_versions(&tmpdir), ["1"]);
 
     let d = compare_register(tmp.path(), &second, name, registry);
@@ -225,21 +123,21 @@ fn follows_the_alias(registry: &str, name: &str) {
     server.wait_until("version 2", |s| s.get_json("/readyz")["version"] == "2");
     let meta = server.get_json(&format!("/v2/models/{name}"));
     assert_eq!(meta["versions"], serde_json::json!(["2"]), "{meta}");
-    let metrics = server.metrics();
+    let metrics = server.get("/metrics").1;
     assert!(
         metrics.contains(&format!(
             "bciops_model_info{{name=\"{name}\",version=\"2\"}} 1"
         )),
         "{metrics}"
     );
-    assert!(server.reloads() > reloads, "{metrics}");
+    assert!(reload_count(&server) > reloads, "{metrics}");
     // The old version's download is removed once the new one serves; the cache at exit.
     assert_eq!(cached_versions(&tmpdir), ["2"]);
     assert_eq!(server.stop(), 0);
     assert_eq!(cached_versions(&tmpdir), Vec::<String>::new());
 
     // A fixed version stays where it is.
-    let pinned = Server::start(
+    let pinned = start(
         &[
             "--model",
             &format!("models:/{name}/1"),

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod s3;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -122,4 +123,30 @@ pub fn run_python(python: &Path, code: &str, args: &[&Path]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A small epochs dataset in `dir/data` (synthetic subject 1, 12 trials per class, from
+/// `dir/raw`), for tests that need one to train or serve on; returns its path.
+pub fn small_epochs(dir: &Path) -> PathBuf {
+    let raw = dir.join("raw");
+    let data = dir.join("data");
+    bciops([
+        "synth",
+        "--out",
+        raw.to_str().unwrap(),
+        "--subjects",
+        "1",
+        "--trials-per-class",
+        "12",
+    ])
+    .success();
+    bciops([
+        "preprocess",
+        "--input",
+        raw.to_str().unwrap(),
+        "--out",
+        data.to_str().unwrap(),
+    ])
+    .success();
+    data
 }
