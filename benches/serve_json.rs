@@ -2,7 +2,7 @@
 //! `X.tolist()` writes float32 data: up to 17 significant digits), three ways:
 //! serde_json into `Vec<Vec<Vec<f32>>>`, into `Vec<Vec<Vec<f64>>>` (then flattened), serde_json
 //! with the server's flattening visitor (what V2 bodies use), and the server's scanner (what
-//! `/classify` uses).
+//! `/classify` uses) on one thread and cut in two.
 //! `cargo bench --bench serve_json`
 
 use bciops::serve::tensor::Nested;
@@ -45,9 +45,19 @@ fn bench(c: &mut Criterion) {
             Nested::deserialize_from(&mut de).unwrap()
         })
     });
-    g.bench_function("scanner + std float parser (/classify)", |b| {
+    g.bench_function("scanner (/classify), 1 thread", |b| {
         b.iter(|| Nested::from_json(black_box(&body)).unwrap())
     });
+    g.bench_function(
+        "scanner (/classify), 2 pieces, a new thread for the second",
+        |b| {
+            let body = bytes::Bytes::from(body.clone());
+            let spawn = |job: Box<dyn FnOnce() + Send>| {
+                std::thread::spawn(job);
+            };
+            b.iter(|| Nested::from_json_on(black_box(&body), 2, &spawn).unwrap())
+        },
+    );
     g.finish();
 }
 

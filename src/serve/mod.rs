@@ -9,8 +9,10 @@
 //! connections and finishes the requests in flight.
 
 pub mod classify;
+mod decimal;
 pub mod metrics;
 pub mod openapi;
+mod pow5_table;
 pub mod reload;
 pub mod routes;
 pub mod tensor;
