@@ -86,34 +86,7 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// glibc raises its mmap threshold after freeing a large block, so the ~300 KB request
-/// buffers then come from the per-thread heaps and fragment them: in a soak RSS crept from 30
-/// to 34 MiB in 70 s. With the threshold fixed at 64 KiB they are mapped and unmapped whole
-/// (8.4 to 9.3 MiB over the same load). glibc reads the setting only at start-up, so the
-/// server re-executes itself once with it set (safe Rust has no `mallopt`); setting the
-/// variable yourself (to any value) skips this.
-#[cfg(target_os = "linux")]
-fn fix_malloc_threshold() {
-    use std::os::unix::process::CommandExt;
-    const VAR: &str = "MALLOC_MMAP_THRESHOLD_";
-    if std::env::var_os(VAR).is_some() {
-        return;
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        let err = std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env(VAR, "65536")
-            .exec();
-        // `exec` returns only on failure: serve anyway, with the default allocator settings.
-        eprintln!("warning: cannot re-execute with {VAR} set ({err}); serving without it");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn fix_malloc_threshold() {}
-
 pub fn run(args: ServeArgs, _global: Global) -> Result<()> {
-    fix_malloc_threshold();
     let started = Instant::now();
     if args.max_concurrency == 0 {
         return Err(
