@@ -31,28 +31,12 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
-        let raw = tmp.path().join("raw");
-        let epochs = tmp.path().join("epochs");
-        bciops([
-            "synth",
-            "--out",
-            raw.to_str().unwrap(),
-            "--subjects",
-            "1",
-            "--trials-per-class",
-            "12",
-            "--runs",
-            "1",
-        ])
-        .success();
-        bciops([
-            "preprocess",
-            "--input",
-            raw.to_str().unwrap(),
-            "--out",
-            epochs.to_str().unwrap(),
-        ])
-        .success();
+        let epochs = common::synth_epochs(
+            tmp.path(),
+            "epochs",
+            &["--trials-per-class", "12", "--runs", "1"],
+            &[],
+        );
         let train = |name: &str, kernel: &str, seed: &str| {
             let out = tmp.path().join(name);
             bciops([

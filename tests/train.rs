@@ -8,30 +8,12 @@ use common::bciops;
 
 /// Synthetic recordings → epochs, shared by the tests in this file (built once per test).
 fn dataset(dir: &Path, extra: &[&str]) -> PathBuf {
-    let raw = dir.join("raw");
-    let epochs = dir.join("epochs");
-    bciops([
-        "synth",
-        "--out",
-        raw.to_str().unwrap(),
-        "--subjects",
-        "1",
-        "--trials-per-class",
-        "24",
-        "--runs",
-        "2",
-    ])
-    .success();
-    let mut args = vec![
-        "preprocess",
-        "--input",
-        raw.to_str().unwrap(),
-        "--out",
-        epochs.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    bciops(args).success();
-    epochs
+    common::synth_epochs(
+        dir,
+        "epochs",
+        &["--trials-per-class", "24", "--runs", "2"],
+        extra,
+    )
 }
 
 fn json(path: &Path) -> serde_json::Value {

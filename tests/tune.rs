@@ -10,29 +10,12 @@ use serde_json::Value;
 
 /// Synthetic recordings (one subject, left/right) → epochs.
 fn dataset(dir: &Path, trials_per_class: &str) -> PathBuf {
-    let raw = dir.join("raw");
-    let epochs = dir.join("epochs");
-    bciops([
-        "synth",
-        "--out",
-        raw.to_str().unwrap(),
-        "--subjects",
-        "1",
-        "--trials-per-class",
-        trials_per_class,
-        "--runs",
-        "2",
-    ])
-    .success();
-    bciops([
-        "preprocess",
-        "--input",
-        raw.to_str().unwrap(),
-        "--out",
-        epochs.to_str().unwrap(),
-    ])
-    .success();
-    epochs
+    common::synth_epochs(
+        dir,
+        "epochs",
+        &["--trials-per-class", trials_per_class, "--runs", "2"],
+        &[],
+    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -51,20 +51,18 @@ if [ ! -f "$work/trial.f32" ]; then
   "$py" -c "import numpy as np, sys; np.load(sys.argv[1] + '/X.npy')[:1].astype('<f4').tofile(sys.argv[2])" \
     "$work/epochs" "$work/trial.f32"
 fi
-cat > "$work/post-f32.lua" <<LUA
+# A wrk script that POSTs a file's bytes with a content type: post_script OUT TYPE FILE.
+post_script() {
+  cat > "$1" <<LUA
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/octet-stream"
-local f = io.open("$work/trial.f32", "rb")
+wrk.headers["Content-Type"] = "$2"
+local f = io.open("$3", "rb")
 wrk.body = f:read("*a")
 f:close()
 LUA
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/trial.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
+}
+post_script "$work/post-f32.lua" application/octet-stream "$work/trial.f32"
+post_script "$work/post.lua" application/json "$work/trial.json"
 
 free_port() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 rss_mib() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }

@@ -3,7 +3,7 @@
 //! and `limit` (prediction routes: concurrency limit answering 503, per-request timeout).
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,11 +37,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     permits: Arc<Semaphore>,
-    /// Slots for the CPU-bound part of predictions (see [`blocking`]).
+    /// Slots for the CPU-bound part of predictions, [`SPARE_SLOTS`] more than cores (see
+    /// [`blocking`]).
     compute: Arc<Semaphore>,
-    cores: usize,
-    /// Predictions running their CPU-bound part now.
-    busy: Arc<AtomicUsize>,
     pub shutting_down: AtomicBool,
 }
 
@@ -50,9 +48,7 @@ impl AppState {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         AppState {
             permits: Arc::new(Semaphore::new(limits.max_concurrency)),
-            compute: Arc::new(Semaphore::new(cores + 2)),
-            cores,
-            busy: Arc::new(AtomicUsize::new(0)),
+            compute: Arc::new(Semaphore::new(cores + SPARE_SLOTS)),
             slot,
             metrics,
             limits,
@@ -134,6 +130,9 @@ impl IntoResponse for ApiError {
 #[derive(Clone)]
 pub struct Permit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
+/// Compute slots beyond one per core: see [`blocking`].
+const SPARE_SLOTS: usize = 2;
+
 /// Runs CPU-bound work on the blocking pool, never on the reactor; a panic inside becomes 500.
 /// `work` is told how many threads it may use: itself plus the cores no other prediction is
 /// using, so that a lone request can split its work (at 1 connection the other core is idle).
@@ -154,12 +153,11 @@ pub async fn blocking<T: Send + 'static>(
             "the server is shutting down",
         ));
     };
-    let (busy, cores) = (st.busy.clone(), st.cores);
+    // Free slots beyond the spare ones are idle cores (ours is taken already).
+    let threads = st.compute.available_permits().saturating_sub(SPARE_SLOTS) + 1;
     match tokio::task::spawn_blocking(move || {
         let _permits = (permit, core);
-        let running = busy.fetch_add(1, Ordering::Relaxed) + 1;
-        let _busy = Busy(busy);
-        work(cores.saturating_sub(running) + 1)
+        work(threads)
     })
     .await
     {
@@ -168,15 +166,6 @@ pub async fn blocking<T: Send + 'static>(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error: the prediction failed unexpectedly",
         )),
-    }
-}
-
-/// Counts a prediction as running until dropped, even by a panic.
-struct Busy(Arc<AtomicUsize>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

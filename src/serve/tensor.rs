@@ -275,13 +275,14 @@ fn tokenize(s: &[u8], start: usize, end: usize) -> Tape {
                         Ok((_, end)) => {
                             let text = String::from_utf8_lossy(&s[pos..end]);
                             let message = format!("number `{text}` is out of range");
-                            (f64::NAN, bad(&mut tape, first, count, pos, message))
+                            bad(&mut tape, first, count, pos, message);
+                            return tape;
                         }
-                        Err(e) => (f64::NAN, bad(&mut tape, first, count, pos, e)),
+                        Err(e) => {
+                            bad(&mut tape, first, count, pos, e);
+                            return tape;
+                        }
                     };
-                    if end == usize::MAX {
-                        return tape;
-                    }
                     tape.data.push(v);
                     count += 1;
                     pos = skip_ws(s, end);
@@ -308,14 +309,12 @@ fn tokenize(s: &[u8], start: usize, end: usize) -> Tape {
     tape
 }
 
-/// Ends a tape at a bad number: the run so far, then the error. Returns `usize::MAX`, the
-/// tokenizer's signal to stop.
-fn bad(tape: &mut Tape, first: usize, count: usize, at: usize, message: String) -> usize {
+/// Ends a tape at a bad number: the run so far, then the error.
+fn bad(tape: &mut Tape, first: usize, count: usize, at: usize, message: String) {
     if count > 0 {
         tape.tokens.push(Token::Numbers(first, count));
     }
     tape.tokens.push(Token::Bad(at, message));
-    usize::MAX
 }
 
 /// The grammar over the tokens of every piece in order: nested arrays of numbers, the same

@@ -244,16 +244,9 @@ impl GapIndex {
     /// The index of runs of missing samples, in any order, possibly overlapping (one channel's
     /// run may overlap another's).
     pub fn from_runs(runs: impl IntoIterator<Item = Range<usize>>) -> Self {
-        let mut all: Vec<Range<usize>> = runs.into_iter().filter(|r| !r.is_empty()).collect();
-        all.sort_by_key(|r| r.start);
-        let mut merged: Vec<Range<usize>> = Vec::with_capacity(all.len());
-        for r in all {
-            match merged.last_mut() {
-                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-                _ => merged.push(r),
-            }
+        GapIndex {
+            runs: super::merge_ranges(runs),
         }
-        GapIndex { runs: merged }
     }
 
     /// Whether any sample in `start..start + len` is missing.

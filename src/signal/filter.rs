@@ -313,22 +313,9 @@ pub fn spans_around(
     settle: usize,
     samples: usize,
 ) -> Vec<Range<usize>> {
-    let mut wide: Vec<Range<usize>> = windows
-        .into_iter()
-        .map(|w| {
-            w.start.saturating_sub(settle).min(samples)..w.end.saturating_add(settle).min(samples)
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
-    wide.sort_by_key(|w| w.start);
-    let mut merged: Vec<Range<usize>> = Vec::with_capacity(wide.len());
-    for w in wide {
-        match merged.last_mut() {
-            Some(last) if w.start <= last.end => last.end = last.end.max(w.end),
-            _ => merged.push(w),
-        }
-    }
-    merged
+    super::merge_ranges(windows.into_iter().map(|w| {
+        w.start.saturating_sub(settle).min(samples)..w.end.saturating_add(settle).min(samples)
+    }))
 }
 
 /// Filters only `spans` of each `samples`-long row of `flat` (rows one after another), in

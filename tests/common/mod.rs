@@ -125,28 +125,34 @@ pub fn run_python(python: &Path, code: &str, args: &[&Path]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A small epochs dataset in `dir/data` (synthetic subject 1, 12 trials per class, from
-/// `dir/raw`), for tests that need one to train or serve on; returns its path.
-pub fn small_epochs(dir: &Path) -> PathBuf {
+/// Synthetic subject 1 written to `dir/raw` (`synth` also given `synth_args`) and
+/// preprocessed into `dir/out` (`preprocess` also given `preprocess_args`); returns the
+/// epochs' path. The set-up of every test that needs a dataset to train, tune or serve on.
+pub fn synth_epochs(
+    dir: &Path,
+    out: &str,
+    synth_args: &[&str],
+    preprocess_args: &[&str],
+) -> PathBuf {
     let raw = dir.join("raw");
-    let data = dir.join("data");
-    bciops([
-        "synth",
-        "--out",
-        raw.to_str().unwrap(),
-        "--subjects",
-        "1",
-        "--trials-per-class",
-        "12",
-    ])
-    .success();
-    bciops([
+    let epochs = dir.join(out);
+    let mut synth = vec!["synth", "--out", raw.to_str().unwrap(), "--subjects", "1"];
+    synth.extend_from_slice(synth_args);
+    bciops(synth).success();
+    let mut preprocess = vec![
         "preprocess",
         "--input",
         raw.to_str().unwrap(),
         "--out",
-        data.to_str().unwrap(),
-    ])
-    .success();
-    data
+        epochs.to_str().unwrap(),
+    ];
+    preprocess.extend_from_slice(preprocess_args);
+    bciops(preprocess).success();
+    epochs
+}
+
+/// A small epochs dataset in `dir/data` (synthetic subject 1, 12 trials per class, from
+/// `dir/raw`), for tests that need one to train or serve on; returns its path.
+pub fn small_epochs(dir: &Path) -> PathBuf {
+    synth_epochs(dir, "data", &["--trials-per-class", "12"], &[])
 }
