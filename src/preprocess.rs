@@ -689,7 +689,7 @@ fn filter_rows_parallel(
     // Whole lane groups per thread, so that no thread filters a channel on its own.
     let per = rows
         .div_ceil(threads.clamp(1, rows.max(1)))
-        .next_multiple_of(filter::LANES);
+        .next_multiple_of(filter::lanes());
     let spans = &spans;
     std::thread::scope(|scope| {
         let handles: Vec<_> = flat
