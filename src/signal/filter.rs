@@ -408,8 +408,8 @@ impl Groups<'_> {
     #[allow(unsafe_code)]
     fn run_widest(&self, flat: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: `run_avx2` only needs AVX2, which the CPU has (checked above).
+        if lanes() == 4 {
+            // SAFETY: `run_avx2` only needs AVX2, which `lanes` found the CPU to have.
             return unsafe { self.run_avx2(flat) };
         }
         self.run::<LANES>(flat)
@@ -501,7 +501,7 @@ fn scaled_zi<const L: usize>(zi: &[[f64; 2]], x0: [f64; L]) -> Vec<[[f64; L]; 2]
 const LANES: usize = 2;
 
 /// Channels [`filter_rows`] and [`filter_spans`] filter together on this CPU: 4 with AVX2,
-/// else 2 (the x86-64 baseline's SSE2). Callers that split rows across threads split at
+/// else 2 (the x86-64 baseline's SSE2). The one place the width is decided. Callers that split rows across threads split at
 /// multiples of it.
 pub fn lanes() -> usize {
     #[cfg(target_arch = "x86_64")]
@@ -1799,10 +1799,11 @@ mod tests {
         assert_eq!(fortran, standard);
     }
 
-    // Every lane width — the baseline's 2, AVX2's 4, and 1 and 8 — gives apply()'s
-    // result on each row bit for bit, with full groups and the leftover rows (10 rows leave 2,
-    // filtered as a group of 2; 11 leave 3, topped up with zeros), both modes; seed 12. Run here without the wider
-    // registers' target features, which change the speed, not the arithmetic.
+    // Every lane width — the baseline's 2, AVX2's 4, and 1 and 8 — gives apply()'s result on
+    // each row bit for bit, with full groups and the leftover rows (10 rows leave 2, filtered
+    // as a group of 2; 11 leave 3, topped up with zeros), both modes; seed 12. Run here
+    // without the wider registers' target features, which change the speed, not the
+    // arithmetic.
     #[test]
     fn every_lane_width_equals_apply_per_row() {
         const SAMPLES: usize = 777;
