@@ -288,6 +288,17 @@ fn every_endpoint_answers() {
         server.metric("bciops_inference_duration_seconds_count "),
         Some(8.0)
     );
+
+    // A body over 1 MiB is predicted on the blocking pool, a lone smaller one on the
+    // request's own thread (`serve::routes::blocking`): the labels are the same.
+    let many = trials_json(&f.x, 8);
+    assert!(serde_json::to_vec(&many).unwrap().len() > 1 << 20);
+    let (code, all) = server.post_json("/classify", &many);
+    assert_eq!(code, 200, "{all}");
+    for (i, trial) in many.as_array().unwrap().iter().enumerate() {
+        let (code, one) = server.post_json("/classify", &json!([trial]));
+        assert_eq!((code, &one[0]), (200, &all[i]), "trial {i}");
+    }
 }
 
 #[test]

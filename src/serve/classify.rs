@@ -78,7 +78,7 @@ pub async fn classify(
     // (see `blocking`). Splitting the band-pass the same way measured no faster: waking a
     // thread costs about what filtering half the channels saves.
     let runtime = tokio::runtime::Handle::current();
-    let timed = blocking(&st, permit, move |threads| {
+    let timed = blocking(&st, permit, bytes.len(), move |threads| {
         let spawn = |job| {
             runtime.spawn_blocking(job);
         };

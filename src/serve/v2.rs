@@ -178,7 +178,7 @@ pub async fn infer(
     let model = named(&st, &name)?;
     let bytes = read_body(&headers, body, st.limits.max_body_bytes).await?;
     let served = model.clone();
-    let timed = blocking(&st, permit, move |_threads| {
+    let timed = blocking(&st, permit, bytes.len(), move |_threads| {
         let t0 = Instant::now();
         let (id, trials) = decode(&bytes)?;
         trials.check(&served.model)?;
