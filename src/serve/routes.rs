@@ -158,9 +158,9 @@ pub struct Permit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 /// Compute slots beyond one per core: see [`blocking`].
 const SPARE_SLOTS: usize = 2;
 
-/// Bodies up to this size are predicted on the request's own thread when predictions come
-/// one at a time (see [`blocking`]): one JSON trial is 329 KB and about 0.5 ms of work, so
-/// this is at most about 2 ms, by which a `--timeout` answer can come late.
+/// Bodies up to this size are predicted on the runtime worker that read them when
+/// predictions come one at a time (see [`blocking`]): one JSON trial is 329 KB and about
+/// 0.5 ms of work, so this is at most about 2 ms, by which a `--timeout` answer can come late.
 const INLINE_MAX_BYTES: usize = 1 << 20;
 
 /// How long no two prediction requests must have overlapped before work runs inline.
@@ -178,12 +178,20 @@ const QUIET_MS: u64 = 1000;
 /// (2 400 instead of 2 900 requests/s at 8 connections); two more keep the cores fed.
 ///
 /// The work goes to the blocking pool, except for a small body when predictions come one at
-/// a time: then it runs here under `block_in_place`, which hands this worker's other tasks to
-/// another thread instead of waking a pool thread and, at the end, waking this task again.
-/// Each such wake-up costs 15-40 µs on this VM. Under load inline work is slower (2 640-2 710
-/// instead of 2 950-3 170 requests/s at 8 connections when it ran whenever no other
-/// prediction was in flight at that moment, which with 8 connections is often), hence the
-/// quiet spell of [`QUIET_MS`] with no overlap.
+/// a time: then it runs right here, on the runtime worker that read the request. That saves
+/// the two thread wake-ups of a hand-off to the pool and back (15-40 µs each on this VM)
+/// and keeps the request's buffers on one thread. It holds this worker for up to about 2 ms
+/// ([`INLINE_MAX_BYTES`]); with predictions one at a time the other workers serve everything
+/// else meanwhile, so this is only done on the multi-thread runtime `bciops serve` builds.
+///
+/// Measured with `wrk` at 1 connection, three interleaved A/B rounds each: after a warm-up at
+/// 1 connection 1 490-1 570 -> 1 690-1 930 requests/s, p99 2.5-3.9 -> 1.0-1.6 ms; after one
+/// at 4 connections 1 320-1 430 -> 1 490-1 760 requests/s, but p99 1.7-2.1 -> 2.5-3.0 ms. At 8
+/// and 32 connections requests overlap all the time and the pool is used as before. Tried
+/// and not kept: `block_in_place` instead (it moves the worker to another thread each time:
+/// no faster after a warm-up at 4 connections, p99 worse), and running inline whenever no
+/// other prediction was in flight at that moment (8-17 % slower at 8 connections, where that
+/// is often the case), hence the quiet spell of [`QUIET_MS`] with no overlap.
 pub async fn blocking<T: Send + 'static>(
     st: &AppState,
     permit: Permit,
@@ -202,10 +210,8 @@ pub async fn blocking<T: Send + 'static>(
         == tokio::runtime::RuntimeFlavor::MultiThread;
     if st.one_at_a_time() && multi_thread && input_bytes <= INLINE_MAX_BYTES {
         let _permits = (permit, core);
-        return std::panic::catch_unwind(AssertUnwindSafe(|| {
-            tokio::task::block_in_place(|| work(threads))
-        }))
-        .unwrap_or_else(|_| Err(work_panicked()));
+        return std::panic::catch_unwind(AssertUnwindSafe(|| work(threads)))
+            .unwrap_or_else(|_| Err(work_panicked()));
     }
     tokio::task::spawn_blocking(move || {
         let _permits = (permit, core);
