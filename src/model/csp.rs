@@ -715,8 +715,8 @@ fn one_vs_rest(classes: &[Scatter], covs: &[Array2<f64>], params: &CspParams) ->
         let rest_cov = rest.covariance(params);
         check_positive_definite(&rest_cov, &format!("the classes other than `{k}`"))?;
         let pair = two_class(cov, &rest_cov)?;
-        // Slices by `slice_axis`: the `s!` macro expands to `allow(unsafe_code)`, which the
-        // crate's `forbid(unsafe_code)` rejects.
+        // Slices by `slice_axis`, not `s!`: its expansion says `allow(unsafe_code)`, which was
+        // refused while the crate forbade unsafe code (Cargo.toml now says `deny`).
         let rows = Slice::from(k * n..(k + 1) * n);
         let first = Slice::from(..n);
         filters
