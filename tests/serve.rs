@@ -289,8 +289,8 @@ fn every_endpoint_answers() {
         Some(8.0)
     );
 
-    // A body over 1 MiB is predicted on the blocking pool, a lone smaller one on the
-    // request's own thread (`serve::routes::blocking`): the labels are the same.
+    // A body over 1 MiB is predicted on the blocking pool, a lone smaller one on the runtime
+    // worker that read it (`serve::routes::blocking`): the labels are the same.
     let many = trials_json(&f.x, 8);
     assert!(serde_json::to_vec(&many).unwrap().len() > 1 << 20);
     let (code, all) = server.post_json("/classify", &many);

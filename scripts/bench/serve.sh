@@ -111,8 +111,8 @@ measure() {
   local c line
   echo "$name: warming up" >&2
   wrk -t1 -c4 -d2s -s "$work/post.lua" "$url" > /dev/null
-  # Both servers settle for 2 s: bciops runs a lone request on its own thread only after a
-  # second in which no two requests overlapped (`serve::routes::blocking`).
+  # Both servers settle for 2 s: bciops predicts a lone request where it was read only after
+  # a second in which no two requests overlapped (`serve::routes::blocking`).
   sleep 2
   for c in 1 8 32; do
     line=$(wrk_run "$url" "$c")

@@ -166,10 +166,10 @@ const INLINE_MAX_BYTES: usize = 1 << 20;
 /// How long no two prediction requests must have overlapped before work runs inline.
 const QUIET_MS: u64 = 1000;
 
-/// Runs CPU-bound work off the reactor; a panic inside becomes 500. `work` is told how many
-/// threads it may use: itself plus the cores no other prediction is using, so that a lone
-/// request can split its work (at 1 connection the other core is idle). `input_bytes` is the
-/// size of the body it decodes.
+/// Runs CPU-bound work, on the blocking pool unless predictions come one at a time (below);
+/// a panic inside becomes 500. `work` is told how many threads it may use: itself plus the
+/// cores no other prediction is using, so that a lone request can split its work (at 1
+/// connection the other core is idle). `input_bytes` is the size of the body it decodes.
 ///
 /// At most cores + 2 pieces of work run at once; the rest wait here, in order. More only
 /// share the cores, and each extra blocking thread keeps its own allocator heap: with one
