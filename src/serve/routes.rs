@@ -181,8 +181,8 @@ const QUIET_MS: u64 = 1000;
 /// a time: then it runs right here, on the runtime worker that read the request. That saves
 /// the two thread wake-ups of a hand-off to the pool and back (15-40 µs each on this VM)
 /// and keeps the request's buffers on one thread. It holds this worker for up to about 2 ms
-/// ([`INLINE_MAX_BYTES`]); with predictions one at a time the other workers serve everything
-/// else meanwhile, so this is only done on the multi-thread runtime `bciops serve` builds.
+/// (`INLINE_MAX_BYTES`); with predictions one at a time the other workers of the
+/// multi-thread runtime that [`super::run`] builds serve everything else meanwhile.
 ///
 /// Measured with `wrk` at 1 connection, three interleaved A/B rounds each: after a warm-up at
 /// 1 connection 1 490-1 570 -> 1 690-1 930 requests/s, p99 2.5-3.9 -> 1.0-1.6 ms; after one
@@ -191,7 +191,7 @@ const QUIET_MS: u64 = 1000;
 /// and not kept: `block_in_place` instead (it moves the worker to another thread each time:
 /// no faster after a warm-up at 4 connections, p99 worse), and running inline whenever no
 /// other prediction was in flight at that moment (8-17 % slower at 8 connections, where that
-/// is often the case), hence the quiet spell of [`QUIET_MS`] with no overlap.
+/// is often the case), hence the quiet spell of `QUIET_MS` with no overlap.
 pub async fn blocking<T: Send + 'static>(
     st: &AppState,
     permit: Permit,
@@ -206,9 +206,7 @@ pub async fn blocking<T: Send + 'static>(
     };
     // Free slots beyond the spare ones are idle cores (ours is taken already).
     let threads = st.compute.available_permits().saturating_sub(SPARE_SLOTS) + 1;
-    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-        == tokio::runtime::RuntimeFlavor::MultiThread;
-    if st.one_at_a_time() && multi_thread && input_bytes <= INLINE_MAX_BYTES {
+    if st.one_at_a_time() && input_bytes <= INLINE_MAX_BYTES {
         let _permits = (permit, core);
         return std::panic::catch_unwind(AssertUnwindSafe(|| work(threads)))
             .unwrap_or_else(|_| Err(work_panicked()));

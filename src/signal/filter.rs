@@ -501,8 +501,8 @@ fn scaled_zi<const L: usize>(zi: &[[f64; 2]], x0: [f64; L]) -> Vec<[[f64; L]; 2]
 const LANES: usize = 2;
 
 /// Channels [`filter_rows`] and [`filter_spans`] filter together on this CPU: 4 with AVX2,
-/// else 2 (the x86-64 baseline's SSE2). The one place the width is decided. Callers that split rows across threads split at
-/// multiples of it.
+/// else 2 (the x86-64 baseline's SSE2). The one place the width is decided. Callers that
+/// split rows across threads split at multiples of it.
 pub fn lanes() -> usize {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
