@@ -115,6 +115,7 @@ fn preprocess_for(model: &ModelFile, inputs: &[PathBuf]) -> Result<(Dataset, Tem
         channels: Some(p.channels.clone()),
         labels_dirs: Vec::new(),
         per_trial: p.filter.per_trial,
+        force: false,
     };
     let sources = preprocess::discover(inputs, &config)?;
     let tmp = TempDir::new()?;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::dataset::npy::NpyF32Writer;
 use crate::dataset::{self, FilterMeta, LabelsMeta, Meta, SourceMeta, TrialInfo, WindowMeta};
 use crate::error::{Error, Result};
-use crate::fsutil::{sha256_hex, write_atomic, StagedDir};
+use crate::fsutil::{sha256_hex, write_atomic, Replace, StagedDir};
 use crate::signal::epochs::{self, EpochSpec, GapIndex};
 use crate::signal::filter::{self, BandPass, FilterMode};
 use crate::signal::{bnci, gdf, labels, montage};
@@ -37,6 +37,8 @@ pub struct PreprocessConfig {
     /// Filter each cut window on its own (as a server sees one raw trial) instead of the
     /// continuous recording.
     pub per_trial: bool,
+    /// Replace a directory at the output that is not a dataset bciops wrote (`--force`).
+    pub force: bool,
 }
 
 /// A recording to read, with what its name says about it.
@@ -362,7 +364,7 @@ fn read_one(
         |start, len| gaps.has_gap(start, len),
     )?;
 
-    let window = config.epochs.window_samples(layout.rate);
+    let window = config.epochs.window_samples(layout.rate)?;
     if !config.per_trial {
         let windows = located.trials.iter().map(|t| t.start..t.start + window);
         filter_rows_parallel(&layout.sos, config.mode, &mut data, windows, threads)?;
@@ -475,7 +477,13 @@ pub fn run(
         return Err(Error::Invalid("no recording to read".into()));
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let staged = StagedDir::new(out)?;
+    let staged = StagedDir::new(
+        out,
+        Replace {
+            kind: dataset::DATASET_DIR,
+            force: config.force,
+        },
+    )?;
     let mut y: Vec<i64> = Vec::new();
     let mut trials: Vec<TrialInfo> = Vec::new();
     let mut source_meta: Vec<SourceMeta> = Vec::new();
@@ -495,7 +503,7 @@ pub fn run(
             (first.layout.clone(), Some(first))
         }
     };
-    let window = config.epochs.window_samples(layout.rate);
+    let window = config.epochs.window_samples(layout.rate)?;
     let mut writer = NpyF32Writer::create(
         &staged.path().join("X.npy"),
         &[layout.channels.len(), window],

@@ -900,7 +900,10 @@ pub fn publish_dir(local: &Path, dest: &Location) -> Result<()> {
             if path == local {
                 return Ok(());
             }
-            let staged = crate::fsutil::StagedDir::new(path)?;
+            let staged = crate::fsutil::StagedDir::new(
+                path,
+                crate::fsutil::Replace::only(crate::fsutil::COPY),
+            )?;
             let mut files = Vec::new();
             walk(local, "", &mut files)?;
             for (name, _) in files {

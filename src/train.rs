@@ -24,6 +24,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Write `report.html` into the model directory.
     pub report: bool,
+    /// Replace a directory at `out` that is not a model bciops wrote (`--force`).
+    pub force: bool,
 }
 
 /// `metrics.json`: the evaluation's mean scores on top, details below.
@@ -151,7 +153,14 @@ pub fn run_as(
     let report = config.report.then(|| report_of(&model, &metrics).to_html());
     let metrics_json = serde_json::to_value(&metrics).map_err(|e| Error::Invalid(e.to_string()))?;
     let extra = [("cv_predictions.csv", cv_predictions_csv(&evaluated, &y))];
-    artifact::save(out, &model, &metrics_json, report.as_deref(), &extra)?;
+    artifact::save(
+        out,
+        &model,
+        &metrics_json,
+        report.as_deref(),
+        &extra,
+        config.force,
+    )?;
     Ok(metrics)
 }
 

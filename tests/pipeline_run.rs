@@ -106,7 +106,7 @@ fn runs_steps_then_reuses_unchanged_ones() {
 
     // The dataset changed behind the runner's back: preprocess runs again, and since it
     // restores the same content, train's cached result is still valid.
-    std::fs::write(run_dir.join("preprocess/dataset/extra.txt"), "x").unwrap();
+    std::fs::write(run_dir.join("preprocess/dataset/trials.csv"), "x").unwrap();
     let fourth = run(rd, &["--set", "train.seed=7"]);
     assert_eq!(status_of(&fourth, "synth"), "cached");
     assert_eq!(status_of(&fourth, "preprocess"), "ran");
@@ -116,6 +116,16 @@ fn runs_steps_then_reuses_unchanged_ones() {
     let fifth = run(rd, &["--no-cache"]);
     assert_eq!(fifth["cache_hits"], 0);
     assert_eq!(status_of(&fifth, "synth"), "ran");
+
+    // A file a user put into a step's output is not deleted: the step refuses (issue 16).
+    std::fs::write(run_dir.join("preprocess/dataset/notes.txt"), "mine").unwrap();
+    let mut args = vec!["pipeline", "run", "--run-dir", rd, "--until", "train", "--no-cache"];
+    args.extend(SMALL);
+    bciops(&args).fails(2, "notes.txt");
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("preprocess/dataset/notes.txt")).unwrap(),
+        "mine"
+    );
 }
 
 #[test]
@@ -185,6 +195,105 @@ fn default_run_promotes_then_rejects_the_same_model() {
     assert_eq!(second["decision"], "rejected", "{second}");
     assert_eq!(second["registered_version"], Value::Null);
     assert_eq!(second["champion_version"], 1);
+}
+
+/// Issue 16: a `pipeline run` stopped after compare-register promoted its model (here: the
+/// promotion done by hand, as the killed step had done it) or during deploy is finished by the
+/// next run: the champion is this model, so deploy runs, instead of "rejected, unchanged".
+#[test]
+fn a_run_stopped_after_its_promotion_deploys_on_the_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let rd = run_dir.to_str().unwrap();
+    let store = dir.path().join("store");
+    let set_store = format!("registry.uri={}", store.display());
+    let extra = ["--set", set_store.as_str()];
+
+    // Stopped after train; the promotion happens as compare-register did it before the kill.
+    run(rd, &extra);
+    let model = run_dir.join("train/model");
+    bciops([
+        "compare-register",
+        "--model",
+        model.to_str().unwrap(),
+        "--name",
+        "bciops-mi",
+        "--registry-uri",
+        store.to_str().unwrap(),
+    ])
+    .success();
+    let rerun = run_all(rd, &extra);
+    assert_eq!(status_of(&rerun, "compare-register"), "ran");
+    assert_eq!(status_of(&rerun, "deploy"), "ran", "{rerun}");
+    assert_eq!(rerun["decision"], "promoted", "{rerun}");
+    assert_eq!(rerun["registry"]["champion_is_candidate"], true);
+
+    // Stopped during deploy: its output never completed.
+    std::fs::remove_dir_all(run_dir.join("deploy")).unwrap();
+    let rerun = run_all(rd, &extra);
+    assert_eq!(status_of(&rerun, "deploy"), "ran", "{rerun}");
+
+    // Once deployed, the same model is rejected again and nothing is deployed.
+    let again = run_all(rd, &extra);
+    assert_eq!(again["decision"], "rejected", "{again}");
+    assert_eq!(status_of(&again, "deploy"), "skipped");
+}
+
+/// Issue 16: killing `pipeline run` left its current step running and writing into the run
+/// directory. Its steps now die with it, even under `kill -9`.
+#[test]
+fn steps_stop_when_the_runner_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut args = vec![
+        "pipeline".to_owned(),
+        "run".to_owned(),
+        "--run-dir".to_owned(),
+        run_dir.display().to_string(),
+    ];
+    // Enough data that synth takes a while.
+    args.extend(
+        ["--set", "data.synth.subjects=9", "--set", "data.synth.trials_per_class=72"]
+            .map(String::from),
+    );
+    let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_bciops"))
+        .args(&args)
+        .env("BCIOPS_NO_TRACK", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = format!("BCIOPS_RUNNER_PID={}", runner.id());
+    let steps = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let env = std::fs::read(e.path().join("environ")).ok()?;
+                env.split(|b| *b == 0)
+                    .any(|v| v == marker.as_bytes())
+                    .then_some(pid)
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while steps().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no step started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    runner.kill().unwrap(); // SIGKILL
+    runner.wait().unwrap();
+    // A synth step of this size runs for several seconds; the kernel stops it at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !steps().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "steps {:?} outlived the runner",
+            steps()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]

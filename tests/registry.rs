@@ -167,7 +167,8 @@ fn local_registry_promotes_only_better_models() {
         ("bci".to_owned(), 2)
     );
     let fetched =
-        bciops::registry::fetch_model("models:/bci/2", &config, &tmp.path().join("lib")).unwrap();
+        bciops::registry::fetch_model("models:/bci/2", &config, &tmp.path().join("lib"), false)
+            .unwrap();
     assert_eq!(fetched.version, 2);
     bciops::model::artifact::load(&fetched.dir).unwrap();
 }

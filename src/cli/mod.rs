@@ -7,6 +7,7 @@ mod args;
 pub mod compare_register;
 pub mod data;
 pub mod models;
+mod output;
 pub mod pipeline;
 pub mod predict;
 pub mod preprocess;
@@ -90,11 +91,21 @@ pub struct Global {
 
 /// Parse the command line, run it, and turn the outcome into an exit code.
 pub fn main() -> ExitCode {
+    crate::pipeline::run::die_with_runner();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
-            let _ = e.print();
+            // clap prints help/version to stdout (exit 0); a usage error becomes one line.
+            match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                }
+                _ => {
+                    let _ = writeln!(std::io::stderr(), "{}", one_line_usage_error(&e));
+                }
+            }
             return ExitCode::from(e.exit_code() as u8);
         }
     };
@@ -125,6 +136,19 @@ pub fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// clap's usage error as one line: its message and tips, without the usage block, and a
+/// pointer to `--help` (the README's one-line error contract).
+fn one_line_usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let message = text.split("\nUsage:").next().unwrap_or_default();
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    format!("{}; see `--help`", parts.join(" "))
 }
 
 /// Writes data to stdout. Unlike `println!`, a closed pipe (`bciops … | head`) is an error

@@ -46,6 +46,11 @@ pub enum ModelsCommand {
         /// Destination directory (replaced only once complete and verified).
         #[arg(long, short, value_name = "DIR")]
         out: PathBuf,
+        /// Replace an existing output directory even when it holds files bciops did not write
+        /// (without it such a directory is refused). Never the current directory or one that holds
+        /// an input.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         registry: RegistryArgs,
         /// Print as JSON.
@@ -127,8 +132,9 @@ pub fn run(args: ModelsArgs, _global: Global) -> Result<()> {
             out,
             registry,
             json,
+            force,
         } => {
-            let fetched = registry::fetch_model(&reference, &registry.config()?, &out)?;
+            let fetched = registry::fetch_model(&reference, &registry.config()?, &out, force)?;
             eprintln!(
                 "fetched `{}` version {} into {}",
                 fetched.name,

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::{args, progress, track, Global};
+use crate::fsutil::Replace;
 use crate::preprocess::{self, PreprocessConfig, Summary};
 use crate::signal::epochs::{default_event_map, EpochSpec};
 use crate::signal::filter::FilterMode;
@@ -30,6 +31,11 @@ pub struct PreprocessArgs {
     /// a remote one gets its completion marker last).
     #[arg(long, short, value_name = "DIR|URI")]
     pub out: Location,
+    /// Replace an existing output directory even when it holds files bciops did not write
+    /// (without it such a directory is refused). Never the current directory or one that holds
+    /// an input.
+    #[arg(long)]
+    pub force: bool,
     /// Subjects to take, e.g. `1,2` or `1-9` (default: all found; from names like `A01T`).
     #[arg(long, value_parser = args::subject_list)]
     pub subjects: Option<args::List<u8>>,
@@ -106,6 +112,7 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
         channels: args.channels.map(|c| c.0),
         labels_dirs: Vec::new(),
         per_trial: args.filter_per_trial,
+        force: args.force,
     };
     config.epochs.check()?;
     // Remote inputs are downloaded (streamed to a temporary directory) before the core reads
@@ -117,6 +124,12 @@ pub fn run(args: PreprocessArgs, global: Global) -> Result<()> {
             .iter()
             .any(|ext| lower.ends_with(ext))
     };
+    let replace = Replace {
+        kind: crate::dataset::DATASET_DIR,
+        force: args.force,
+    };
+    let given: Vec<&Location> = args.input.iter().chain(&args.labels).collect();
+    super::output::check(&args.out, replace, &given)?;
     let inputs = storage::fetch_inputs(&args.input, wanted)?;
     let label_dirs = storage::fetch_inputs(&args.labels, wanted)?;
     config.labels_dirs = label_dirs.iter().map(|f| f.path().to_owned()).collect();

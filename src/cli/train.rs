@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::{progress, track, Global};
+use crate::fsutil::Replace;
 use crate::model::classifier::{ModelParams, ShrinkageSpec};
 use crate::model::cv::Evaluation;
 use crate::model::svm::{Gamma, Kernel, Multiclass};
@@ -25,6 +26,11 @@ pub struct TrainArgs {
     /// its completion marker last).
     #[arg(long, short, value_name = "DIR|URI")]
     pub out: Location,
+    /// Replace an existing output directory even when it holds files bciops did not write
+    /// (without it such a directory is refused). Never the current directory or one that holds
+    /// an input.
+    #[arg(long)]
+    pub force: bool,
     /// JSON file of hyper-parameters (flat, or under a `params` key as `best.json` has them);
     /// a path or URI.
     #[arg(long, value_name = "FILE|URI")]
@@ -148,7 +154,17 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
         evaluation: args.evaluation,
         seed: args.seed,
         report: !args.no_report,
+        force: args.force,
     };
+    let replace = Replace {
+        kind: crate::model::artifact::MODEL_DIR,
+        force: args.force,
+    };
+    let inputs: Vec<&Location> = [Some(&args.data), args.params.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    super::output::check(&args.out, replace, &inputs)?;
     let folds = match args.evaluation {
         Evaluation::KFold(k) => k as u64,
         _ => 1,

@@ -23,6 +23,33 @@ use crate::error::{Error, Result};
 pub const FORMAT: &str = "bciops-epochs";
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The files of an epochs dataset.
+pub const FILES: [&str; 4] = ["X.npy", "y.npy", "trials.csv", "meta.json"];
+
+/// An epochs dataset, as `--out` may replace it: `meta.json` of this format and nothing but
+/// the dataset's files.
+pub const DATASET_DIR: crate::fsutil::DirKind = crate::fsutil::DirKind {
+    name: "epochs dataset",
+    foreign: foreign_entry,
+};
+
+fn foreign_entry(dir: &Path) -> Option<String> {
+    let ours = std::fs::read_to_string(dir.join("meta.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|m| m.get("format").and_then(|f| f.as_str()) == Some(FORMAT));
+    if !ours {
+        return crate::fsutil::first_entry(dir);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().find(|n| !FILES.contains(&n.as_str()))
+}
+
 /// The band-pass applied to the continuous recordings before cutting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterMeta {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{FilterMeta, WindowMeta};
 use crate::error::{Error, Result};
-use crate::fsutil::{sha256_hex, StagedDir};
+use crate::fsutil::{sha256_hex, DirKind, Replace, StagedDir};
 use crate::model::classifier::{Fitted, ModelParams};
 use crate::signal::filter::{self, FilterMode};
 
@@ -27,6 +27,58 @@ pub const FORMAT: &str = "bciops-model";
 pub const FORMAT_VERSION: u32 = 1;
 pub const CHECKSUMS: &str = "checksums.sha256";
 pub const MODEL_FILE: &str = "model.json";
+/// HMAC-SHA256 of `checksums.sha256` under the key in [`SIGNING_KEY_ENV`], hex.
+pub const SIGNATURE: &str = "signature.hmac-sha256";
+/// The environment variable holding the signing key: when set, `save` signs every model and
+/// `load` refuses one without a valid signature.
+pub const SIGNING_KEY_ENV: &str = "BCIOPS_MODEL_KEY";
+
+/// A model directory, as `--out` may replace it: one whose every file `checksums.sha256`
+/// lists (plus the checksums and the signature themselves).
+pub const MODEL_DIR: DirKind = DirKind {
+    name: "model directory",
+    foreign: unlisted_entry,
+};
+
+/// The first entry of `dir` that its checksums do not cover; the first entry of all when it
+/// has no readable checksums.
+pub fn unlisted_entry(dir: &Path) -> Option<String> {
+    let listed: Vec<String> = match std::fs::read(dir.join(CHECKSUMS)) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| l.split_once("  ").map(|(_, name)| name.to_owned()))
+            .collect(),
+        Err(_) => return crate::fsutil::first_entry(dir),
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .find(|n| n != CHECKSUMS && n != SIGNATURE && !listed.iter().any(|l| l == n))
+}
+
+/// The signing key from the environment, if one is set (an empty value counts as unset).
+fn signing_key() -> Option<Vec<u8>> {
+    std::env::var_os(SIGNING_KEY_ENV)
+        .filter(|k| !k.is_empty())
+        .map(|k| k.into_encoded_bytes())
+}
+
+/// Hex HMAC-SHA256 of `message` under `key`.
+fn hmac_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::{Mac, SimpleHmac};
+    // SimpleHmac takes a key of any length; new_from_slice cannot fail for it.
+    let mut mac = match SimpleHmac::<sha2::Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    mac.update(message);
+    format!("{:x}", mac.finalize().into_bytes())
+}
 
 /// What must be done to raw EEG before the model sees it: exactly what training did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,8 +212,15 @@ pub fn save(
     metrics: &serde_json::Value,
     report_html: Option<&str>,
     extra: &[(&str, String)],
+    force: bool,
 ) -> Result<()> {
-    let staged = StagedDir::new(dir)?;
+    let staged = StagedDir::new(
+        dir,
+        Replace {
+            kind: MODEL_DIR,
+            force,
+        },
+    )?;
     let mut files: Vec<(&str, Vec<u8>)> = vec![
         ("MLmodel", mlmodel(model, &utc_now()).into_bytes()),
         (MODEL_FILE, pretty(model)?.into_bytes()),
@@ -180,8 +239,45 @@ pub fn save(
         let _ = writeln!(sums, "{}  {name}", sha256_hex(bytes));
     }
     let path = staged.path().join(CHECKSUMS);
-    std::fs::write(&path, sums).map_err(|e| Error::io("write", &path, e))?;
+    std::fs::write(&path, &sums).map_err(|e| Error::io("write", &path, e))?;
+    if let Some(key) = signing_key() {
+        let path = staged.path().join(SIGNATURE);
+        std::fs::write(&path, hmac_hex(&key, sums.as_bytes()) + "\n")
+            .map_err(|e| Error::io("write", &path, e))?;
+    }
     staged.commit()
+}
+
+/// With a signing key in the environment, the model must carry a matching signature.
+/// Checksums catch accidents (a truncated copy, an edited file); only a signature, made with a
+/// key the writer of a consistent tamper does not have, shows that the model is the one signed.
+fn verify_signature(dir: &Path, sums: &[u8]) -> Result<()> {
+    let Some(key) = signing_key() else {
+        return Ok(());
+    };
+    let path = dir.join(SIGNATURE);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::malformed(
+                dir,
+                format!(
+                    "has no `{SIGNATURE}`, but `{SIGNING_KEY_ENV}` is set: models must be signed"
+                ),
+            ))
+        }
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let want = hmac_hex(&key, sums);
+    let got = String::from_utf8_lossy(&text);
+    // Both are hex of fixed length; the comparison leaks nothing useful about the key.
+    if got.trim() != want {
+        return Err(Error::malformed(
+            &path,
+            format!("does not match the checksums under the key in `{SIGNING_KEY_ENV}`: the model was changed or signed with another key"),
+        ));
+    }
+    Ok(())
 }
 
 /// Pretty JSON of any serializable value.
@@ -194,7 +290,7 @@ fn pretty<T: Serialize>(value: &T) -> Result<String> {
 /// format must be one this build reads, and the fitted parts must agree with each other.
 pub fn load(dir: &Path) -> Result<ModelFile> {
     let sums_path = dir.join(CHECKSUMS);
-    let sums = std::fs::read_to_string(&sums_path).map_err(|e| {
+    let sums_bytes = std::fs::read(&sums_path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::malformed(
                 dir,
@@ -204,6 +300,9 @@ pub fn load(dir: &Path) -> Result<ModelFile> {
             Error::io("read", &sums_path, e)
         }
     })?;
+    let sums = std::str::from_utf8(&sums_bytes)
+        .map_err(|_| Error::malformed(&sums_path, "is not UTF-8 text"))?;
+    verify_signature(dir, &sums_bytes)?;
     let mut listed = Vec::new();
     for (i, line) in sums
         .lines()
@@ -228,6 +327,12 @@ pub fn load(dir: &Path) -> Result<ModelFile> {
             ));
         }
         listed.push(name.to_owned());
+    }
+    if let Some(extra) = unlisted_entry(dir) {
+        return Err(Error::malformed(
+            dir.join(&extra),
+            format!("is not listed in `{CHECKSUMS}`: a model directory holds only what it lists"),
+        ));
     }
     for required in ["MLmodel", MODEL_FILE] {
         if !listed.iter().any(|n| n == required) {

@@ -79,6 +79,34 @@ struct CacheRecord {
 
 const RECORD: &str = ".bciops-step.json";
 
+/// Set by the runner in each step's environment: the runner's pid.
+pub const RUNNER_PID_ENV: &str = "BCIOPS_RUNNER_PID";
+
+/// In a step started by the runner: asks the kernel to kill this process when the runner
+/// dies (however it dies, `kill -9` included), so that a stopped `pipeline run` leaves no step
+/// writing into its run directory. Steps are spawned and waited for on one thread, which the
+/// kernel's parent-death signal requires.
+pub fn die_with_runner() {
+    let Some(runner) = std::env::var(RUNNER_PID_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getppid, set_parent_process_death_signal, Signal};
+        if set_parent_process_death_signal(Some(Signal::KILL)).is_ok() {
+            // The runner may have died before the signal was armed.
+            if getppid().map(|p| p.as_raw_nonzero().get()) != Some(runner) {
+                std::process::exit(crate::error::exit::FAILURE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = runner;
+}
+
 struct Runner<'a> {
     config: &'a PipelineConfig,
     opts: &'a RunOptions,
@@ -195,6 +223,14 @@ impl Runner<'_> {
                             format!("mode is `{}`", self.config.mode.as_str()),
                         ),
                         Condition::Promoted { step } => match self.decisions.get(step) {
+                            Some(d) if d != "promoted" && self.interrupted_promotion(step, body) => {
+                                eprintln!(
+                                    "{step}: the champion is this run's model, promoted by an \
+                                     earlier run that stopped before finishing; continuing it"
+                                );
+                                self.decisions.insert(step.clone(), "promoted".into());
+                                (true, String::new())
+                            }
                             Some(d) => (d == "promoted", format!("{step} decided `{d}`")),
                             None => (false, format!("{step} did not run")),
                         },
@@ -263,17 +299,12 @@ impl Runner<'_> {
         })
     }
 
-    fn step(&mut self, step: &Step, shard: Option<(u32, u32)>) -> Result<()> {
-        let start = Instant::now();
-        let label = match shard {
-            Some((i, n)) => format!("{}[{i}/{n}]", step.name),
-            None => step.name.clone(),
-        };
+    /// The step's directory, arguments and cache key.
+    fn plan(&self, step: &Step, shard: Option<(u32, u32)>) -> Result<(PathBuf, Vec<String>, String)> {
         let mut dir = self.opts.run_dir.join(&step.name);
         if let Some((i, _)) = shard {
             dir = dir.join(format!("shard-{i}"));
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
 
         // The arguments, and the same arguments with every input path replaced by the hash of
         // its content (so the cache key does not depend on where the run directory is).
@@ -320,28 +351,66 @@ impl Runner<'_> {
                 }
             }
         }
-        let key = format!("{:x}", hasher.finalize());
+        Ok((dir, args, format!("{:x}", hasher.finalize())))
+    }
+
+    /// The step's outputs: artifacts, then output parameters.
+    fn outputs_of(step: &Step) -> Vec<String> {
+        step.outputs
+            .iter()
+            .map(|(n, _)| n.clone())
+            .chain(step.output_params.iter().cloned())
+            .collect()
+    }
+
+    /// The step last succeeded with this key and its outputs are unchanged since.
+    fn completed(step: &Step, dir: &Path, key: &str) -> bool {
+        read_record(&dir.join(RECORD)).is_some_and(|r| {
+            r.key == key
+                && Self::outputs_of(step).iter().all(|o| {
+                    r.outputs
+                        .get(o)
+                        .is_some_and(|h| content_hash(&dir.join(o)).is_ok_and(|now| &now == h))
+                })
+        })
+    }
+
+    /// compare-register rejected the model because the champion already is this model, and
+    /// what is conditional on its promotion (deploy) never completed for it: a run stopped
+    /// after the promotion and before the deployment. The promotion stands, so the rest runs.
+    fn interrupted_promotion(&self, step: &str, body: &[Node]) -> bool {
+        let is_champion = self
+            .stdout
+            .get(step)
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .and_then(|v| v.get("champion_is_candidate")?.as_bool())
+            == Some(true);
+        is_champion
+            && body.iter().any(|node| match node {
+                Node::Step(s) => self
+                    .plan(s, None)
+                    .map_or(true, |(dir, _, key)| !Self::completed(s, &dir, &key)),
+                _ => false,
+            })
+    }
+
+    fn step(&mut self, step: &Step, shard: Option<(u32, u32)>) -> Result<()> {
+        let start = Instant::now();
+        let label = match shard {
+            Some((i, n)) => format!("{}[{i}/{n}]", step.name),
+            None => step.name.clone(),
+        };
+        let (dir, args, key) = self.plan(step, shard)?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let mut command = vec!["bciops".to_owned()];
         command.extend(step.command.iter().cloned());
         command.extend(args.iter().cloned());
 
-        let outputs: Vec<String> = step
-            .outputs
-            .iter()
-            .map(|(n, _)| n.clone())
-            .chain(step.output_params.iter().cloned())
-            .collect();
+        let outputs = Self::outputs_of(step);
         let record_path = dir.join(RECORD);
         let cached = !self.opts.no_cache
             && self.config.cache_enabled(&step.name)
-            && read_record(&record_path).is_some_and(|r| {
-                r.key == key
-                    && outputs.iter().all(|o| {
-                        r.outputs
-                            .get(o)
-                            .is_some_and(|h| content_hash(&dir.join(o)).is_ok_and(|now| &now == h))
-                    })
-            });
+            && Self::completed(step, &dir, &key);
         let outcome = if cached {
             eprintln!("{label}: unchanged, cached result reused");
             Outcome::Cached
@@ -402,6 +471,8 @@ impl Runner<'_> {
         let mut child = Command::new(&self.opts.exe)
             .args(&step.command)
             .args(args)
+            // The step stops when the runner does (see `die_with_runner`).
+            .env(RUNNER_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -250,7 +250,8 @@ impl BucketRegistry {
                 continue;
             };
             out.push(ModelSummary {
-                latest_version: self.claimed_numbers(&m.name)?.last().copied(),
+                // A claim whose upload never finished is no version.
+                latest_version: self.numbers_with(&m.name, "version.json")?.last().copied(),
                 name: m.name,
                 aliases: m.aliases,
             });

@@ -25,6 +25,8 @@ use super::{Registry, Version};
 use crate::error::{Error, Result};
 
 pub const DECISION_TAG: &str = "bciops.decision";
+/// SHA-256 of the model directory's `checksums.sha256`: the same digest means the same files.
+pub const MODEL_DIGEST_TAG: &str = "bciops.model_sha256";
 
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
@@ -73,6 +75,9 @@ pub struct Decision {
     pub alias_version: Option<u64>,
     /// Another compare-register promoted a better model at the same time.
     pub lost_race: bool,
+    /// The champion holds exactly the candidate's files (a rerun of an earlier promotion,
+    /// perhaps one that was interrupted before its deployment).
+    pub champion_is_candidate: bool,
     pub reason: String,
 }
 
@@ -122,6 +127,13 @@ fn champion_metric(registry: &Registry, v: &Version, metric: &str) -> Result<f64
     })
 }
 
+/// The digest recorded as [`MODEL_DIGEST_TAG`].
+pub fn model_digest(model_dir: &Path) -> Result<String> {
+    let path = model_dir.join(crate::model::artifact::CHECKSUMS);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    Ok(crate::fsutil::sha256_hex(&bytes))
+}
+
 fn tempdir() -> Result<std::path::PathBuf> {
     let dir =
         std::env::temp_dir().join(format!("bciops-champion-{}", crate::tracking::new_run_id()));
@@ -148,6 +160,7 @@ pub fn compare_register(
     let candidate = read_metric(model_dir, &opts.metric)?;
     // Only verified models are registered: a changed file or a foreign directory is refused.
     let model = crate::model::artifact::load(model_dir)?;
+    let digest = model_digest(model_dir)?;
 
     let _lock = match registry {
         Registry::Local(r) => Some(r.lock()?),
@@ -170,8 +183,25 @@ pub fn compare_register(
         version: None,
         alias_version: champion.as_ref().map(|v| v.version),
         lost_race: false,
+        champion_is_candidate: champion
+            .as_ref()
+            .is_some_and(|v| v.tags.get(MODEL_DIGEST_TAG) == Some(&digest)),
         reason: String::new(),
     };
+    if decision.champion_is_candidate {
+        if let Some(v) = &champion {
+            // An earlier run moved the alias here but was stopped before it recorded the
+            // decision: record it now.
+            if v.tags.get(DECISION_TAG).map(String::as_str) != Some("promoted") {
+                registry.set_version_tag(&opts.name, v.version, DECISION_TAG, "promoted")?;
+            }
+            decision.reason = format!(
+                "the champion (version {}) already is this model: champion unchanged",
+                v.version
+            );
+        }
+        return Ok(decision);
+    }
     if let Some(c) = champion_value {
         if candidate <= c + opts.min_delta {
             decision.reason = format!(
@@ -185,7 +215,9 @@ pub fn compare_register(
     let now = crate::model::artifact::utc_now();
     let mut tags = BTreeMap::new();
     tags.insert(metric_tag(&opts.metric), candidate.to_string());
-    tags.insert(DECISION_TAG.into(), "promoted".into());
+    // `promoted` only once the alias has moved: a run stopped in between leaves a candidate.
+    tags.insert(DECISION_TAG.into(), "candidate".into());
+    tags.insert(MODEL_DIGEST_TAG.into(), digest.clone());
     tags.insert("bciops.promoted_at".into(), now.clone());
     tags.insert("bciops.alias".into(), opts.alias.clone());
     tags.insert("bciops.dataset_sha256".into(), model.dataset.sha256.clone());
@@ -214,6 +246,7 @@ pub fn compare_register(
     decision.version = Some(mine);
 
     registry.set_alias(&opts.name, &opts.alias, mine)?;
+    registry.set_version_tag(&opts.name, mine, DECISION_TAG, "promoted")?;
     let holder = match registry {
         Registry::Local(_) => mine,
         Registry::Mlflow(_) | Registry::Bucket(_) => {

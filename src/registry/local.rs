@@ -292,7 +292,11 @@ impl LocalRegistry {
             let m: ModelJson = serde_json::from_str(&text)
                 .map_err(|e| Error::malformed(&path, format!("not a registered model: {e}")))?;
             out.push(ModelSummary {
-                latest_version: self.version_numbers(&m.name)?.last().copied(),
+                // A number claimed by a registration that never finished is no version.
+                latest_version: self
+                    .version_numbers(&m.name)?
+                    .into_iter()
+                    .rfind(|n| self.version_dir(&m.name, *n).join("version.json").is_file()),
                 name: m.name,
                 aliases: m.aliases,
             });
@@ -376,5 +380,16 @@ mod tests {
         reg.download(&c, &out).unwrap();
         assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"x");
         assert_eq!(reg.models().unwrap()[0].latest_version, Some(2));
+
+        // A registration killed while copying claimed version 3 but never wrote version.json:
+        // it is no version anywhere (issue 16: `models list` said latest=3, resolve said no).
+        std::fs::create_dir_all(tmp.path().join("store/registry/m/versions/3/files")).unwrap();
+        assert_eq!(reg.models().unwrap()[0].latest_version, Some(2));
+        assert_eq!(reg.versions("m").unwrap().len(), 2);
+        let v4 = reg
+            .register("m", &model, None, None, &BTreeMap::new())
+            .unwrap();
+        assert_eq!(v4.version, 4);
+        assert_eq!(reg.models().unwrap()[0].latest_version, Some(4));
     }
 }

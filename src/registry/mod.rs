@@ -9,7 +9,7 @@
 //! use bciops::registry::{self, RegistryConfig};
 //! let config = RegistryConfig::resolve(None, None).unwrap();
 //! let (name, version) = registry::resolve("models:/bci@champion", &config).unwrap();
-//! let fetched = registry::fetch_model("models:/bci@champion", &config, "model".as_ref()).unwrap();
+//! let fetched = registry::fetch_model("models:/bci@champion", &config, "model".as_ref(), false).unwrap();
 //! assert_eq!((fetched.name, fetched.version), (name, version));
 //! ```
 
@@ -312,11 +312,18 @@ pub fn fetch_model(
     reference: &str,
     registry: &RegistryConfig,
     dest: &Path,
+    force: bool,
 ) -> Result<FetchedModel> {
+    let replace = crate::fsutil::Replace {
+        kind: crate::model::artifact::MODEL_DIR,
+        force,
+    };
+    // Refused before the download, not after it.
+    replace.check(dest)?;
     let parsed: ModelRef = reference.parse()?;
     let reg = registry.open()?;
     let v = reg.resolve(&parsed)?;
-    let staged = crate::fsutil::StagedDir::new(dest)?;
+    let staged = crate::fsutil::StagedDir::new(dest, replace)?;
     reg.download(&v, staged.path())?;
     crate::model::artifact::load(staged.path()).map_err(|e| {
         Error::Invalid(format!(

@@ -395,7 +395,7 @@ impl ModelSource for RegistrySource {
         // Reloads are serialised by the slot, so one staging name is enough; the version is
         // known only once fetched (an alias may move between `current_version` and here).
         let incoming = self.cache.join("incoming");
-        let fetched = registry::fetch_model(&self.reference, &self.registry, &incoming)?;
+        let fetched = registry::fetch_model(&self.reference, &self.registry, &incoming, false)?;
         let dir = self.cache.join(fetched.version.to_string());
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;

@@ -72,9 +72,28 @@ impl EpochSpec {
         Ok(())
     }
 
-    /// Window length in samples at `rate`.
-    pub fn window_samples(&self, rate: f64) -> usize {
-        ((self.tmax - self.tmin) * rate).round() as usize
+    /// Window length in samples at `rate`: at least one sample, and no more than a recording
+    /// could hold (so that a window typed in the wrong unit is refused before any allocation).
+    pub fn window_samples(&self, rate: f64) -> Result<usize> {
+        /// An hour at 1 kHz per channel: far beyond any motor-imagery trial.
+        const MAX_WINDOW: f64 = 3_600_000.0;
+        let samples = ((self.tmax - self.tmin) * rate).round();
+        if samples.is_nan() || samples < 1.0 {
+            return Err(Error::Invalid(format!(
+                "window `{},{}` is shorter than one sample at {rate} Hz: widen it to at least {:.4} s",
+                self.tmin,
+                self.tmax,
+                1.0 / rate
+            )));
+        }
+        if samples > MAX_WINDOW {
+            return Err(Error::Invalid(format!(
+                "window `{},{}` is {samples} samples at {rate} Hz, more than {MAX_WINDOW}: \
+                 the window is given in seconds",
+                self.tmin, self.tmax
+            )));
+        }
+        Ok(samples as usize)
     }
 
     /// Window start offset from the cue in samples at `rate` (may be negative).
@@ -154,7 +173,7 @@ pub fn locate(
         }
     }
 
-    let window = spec.window_samples(rate);
+    let window = spec.window_samples(rate)?;
     let offset = spec.offset_samples(rate);
     let mut out = Located::default();
     let (mut run, mut trial_start, mut rejected_at) = (0usize, None::<u64>, None::<u64>);
@@ -457,7 +476,22 @@ mod tests {
         s = spec(&["left"]);
         s.tmax = -1.0;
         assert!(s.check().unwrap_err().to_string().contains("empty"));
-        assert_eq!(spec(&["left"]).window_samples(250.0), 750);
+        assert_eq!(spec(&["left"]).window_samples(250.0).unwrap(), 750);
+        // Shorter than one sample (issue 16: `--window 0,0.001` panicked in preprocess).
+        for (tmin, tmax) in [(0.0, 0.001), (0.5, 0.501)] {
+            let short = EpochSpec {
+                tmin,
+                tmax,
+                ..spec(&["left"])
+            };
+            let err = short.window_samples(250.0).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{tmin},{tmax}`")), "{err}");
+        }
+        let long = EpochSpec {
+            tmax: 1e9,
+            ..spec(&["left"])
+        };
+        assert!(long.window_samples(250.0).is_err());
     }
 
     #[test]

@@ -562,6 +562,7 @@ fn preprocess_variant(
         channels: Some(meta.channels.clone()),
         labels_dirs: Vec::new(),
         per_trial: meta.filter.per_trial,
+        force: false,
     };
     preprocess::run(&sources, &config, &dir, &mut |_, _| {})?;
     Dataset::load(&dir)
