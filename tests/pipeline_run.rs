@@ -119,7 +119,15 @@ fn runs_steps_then_reuses_unchanged_ones() {
 
     // A file a user put into a step's output is not deleted: the step refuses (issue 16).
     std::fs::write(run_dir.join("preprocess/dataset/notes.txt"), "mine").unwrap();
-    let mut args = vec!["pipeline", "run", "--run-dir", rd, "--until", "train", "--no-cache"];
+    let mut args = vec![
+        "pipeline",
+        "run",
+        "--run-dir",
+        rd,
+        "--until",
+        "train",
+        "--no-cache",
+    ];
     args.extend(SMALL);
     bciops(&args).fails(2, "notes.txt");
     assert_eq!(
@@ -253,8 +261,13 @@ fn steps_stop_when_the_runner_is_killed() {
     ];
     // Enough data that synth takes a while.
     args.extend(
-        ["--set", "data.synth.subjects=9", "--set", "data.synth.trials_per_class=72"]
-            .map(String::from),
+        [
+            "--set",
+            "data.synth.subjects=9",
+            "--set",
+            "data.synth.trials_per_class=72",
+        ]
+        .map(String::from),
     );
     let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_bciops"))
         .args(&args)

@@ -215,7 +215,7 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
             &outcome, &out,
         ))?)?;
     }
-    Ok(())
+    all_failed(&outcome)
 }
 
 /// Copies a directory's files (one level of subdirectories deep is enough for sweep outputs,
@@ -261,7 +261,7 @@ fn merge(args: MergeArgs) -> Result<()> {
             &outcome, &out,
         ))?)?;
     }
-    Ok(())
+    all_failed(&outcome)
 }
 
 /// One child run per trial (`mlflow.parentRunId` = the sweep's run): its sweep values and full
@@ -330,6 +330,24 @@ fn record_sweep(run: &mut crate::tracking::Run, o: &Outcome, dir: &Path) {
             run.log_artifact(dir.join(name), "");
         }
     }
+}
+
+/// A sweep whose every trial failed found nothing: its outputs are kept (the journal says
+/// why each failed), but the step fails, so a pipeline does not go on without parameters.
+fn all_failed(o: &Outcome) -> Result<()> {
+    let failed = count(o, Status::Failed);
+    if failed == 0 || failed < o.records.len() {
+        return Ok(());
+    }
+    let first = o
+        .records
+        .iter()
+        .find_map(|r| r.error.as_deref())
+        .unwrap_or("no reason recorded");
+    Err(Error::Data(format!(
+        "every one of the {failed} trials failed, so there are no best parameters (the first: {first})"
+    ))
+    .into())
 }
 
 fn count(o: &Outcome, s: Status) -> usize {

@@ -223,7 +223,9 @@ impl Runner<'_> {
                             format!("mode is `{}`", self.config.mode.as_str()),
                         ),
                         Condition::Promoted { step } => match self.decisions.get(step) {
-                            Some(d) if d != "promoted" && self.interrupted_promotion(step, body) => {
+                            Some(d)
+                                if d != "promoted" && self.interrupted_promotion(step, body) =>
+                            {
                                 eprintln!(
                                     "{step}: the champion is this run's model, promoted by an \
                                      earlier run that stopped before finishing; continuing it"
@@ -300,7 +302,11 @@ impl Runner<'_> {
     }
 
     /// The step's directory, arguments and cache key.
-    fn plan(&self, step: &Step, shard: Option<(u32, u32)>) -> Result<(PathBuf, Vec<String>, String)> {
+    fn plan(
+        &self,
+        step: &Step,
+        shard: Option<(u32, u32)>,
+    ) -> Result<(PathBuf, Vec<String>, String)> {
         let mut dir = self.opts.run_dir.join(&step.name);
         if let Some((i, _)) = shard {
             dir = dir.join(format!("shard-{i}"));

@@ -303,6 +303,17 @@ impl SvmParams {
                 p.tol
             )));
         }
+        // The dual's gradients grow with `c`; past tol / (1000 ε) their rounding is more than
+        // a thousandth of the stopping tolerance, and the solver can no longer tell that it is
+        // done (`c` = 1e12 ran its whole iteration budget, 45 s, before failing).
+        let c_max = p.tol / (1e3 * f64::EPSILON);
+        if p.c > c_max {
+            return Err(Error::Invalid(format!(
+                "svm `c` = `{}` is more than the solver can resolve at `tol` = {} (at most \
+                 {c_max:.2e}); on standardised features c beyond 1e3 rarely changes the model",
+                p.c, p.tol
+            )));
+        }
         Ok(CheckedSvmParams(p.clone()))
     }
 }

@@ -500,9 +500,16 @@ fn parsing_and_checking_parameters() {
         SvmParams::new().degree(0),
         SvmParams::new().coef0(f64::NAN),
         SvmParams::new().tol(0.0),
+        // Beyond what the solver resolves at tol = 1e-3 (issue 16: 1e12 and 1e300 ran 45 s
+        // before failing); refused at once, naming the value.
+        SvmParams::new().c(1e12),
+        SvmParams::new().c(1e300),
     ] {
         assert!(matches!(bad.check(), Err(Error::Invalid(_))), "{bad:?}");
     }
+    let err = SvmParams::new().c(1e300).check().unwrap_err().to_string();
+    assert!(err.contains("`1e300`") || err.contains("1000000"), "{err}");
+    assert!(SvmParams::new().c(1e9).check().is_ok());
 
     // Serialized as sklearn configs and sweeps write them.
     let p = SvmParams::new()
