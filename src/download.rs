@@ -336,17 +336,29 @@ fn unpack(item: &Item) -> Result<()> {
     }
     let bytes = std::fs::read(&item.dest).map_err(|e| Error::io("read", &item.dest, e))?;
     let dir = item.dest.parent().unwrap_or(Path::new("."));
-    for (name, data) in zip_members(&bytes, &item.dest.display().to_string(), |n| {
+    let want = |n: &str| {
         let lower = n.to_ascii_lowercase();
         item.unpack.iter().any(|ext| lower.ends_with(ext.as_str()))
-    })? {
-        let path = dir.join(&name);
-        if !path.is_file() {
-            crate::fsutil::write_atomic(&path, &data)?;
-        }
-    }
-    Ok(())
+    };
+    // One member in memory at a time: the archive's members add up to far more than it.
+    for_each_zip_member(
+        &bytes,
+        &item.dest.display().to_string(),
+        want,
+        |name, data| {
+            let path = dir.join(name);
+            if !path.is_file() {
+                crate::fsutil::write_atomic(&path, &data)?;
+            }
+            Ok(())
+        },
+    )
 }
+
+/// The most a deflate stream expands: 258 bytes from a 2-bit code, about 1032 to 1. A member
+/// claiming more than this times its compressed size is lying; it is refused before
+/// anything is allocated for it.
+const MAX_DEFLATE_RATIO: usize = 1032;
 
 /// The members of a zip archive (stored or deflated) whose names `want` accepts, as
 /// (file name without folders, bytes). Enough for the competition's archives; anything else
@@ -356,6 +368,26 @@ pub fn zip_members(
     name: &str,
     want: impl Fn(&str) -> bool,
 ) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for_each_zip_member(bytes, name, want, |file_name, data| {
+        out.push((file_name.to_owned(), data));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`zip_members`], handing each member to `visit` as it is unpacked.
+///
+/// Every size the archive states is checked against the bytes present before anything is
+/// allocated from it: a member's data must lie inside the archive and overlap no other
+/// member's (overlapping entries are how a small archive unpacks to terabytes), and its
+/// uncompressed size must be one its compressed bytes can give.
+pub fn for_each_zip_member(
+    bytes: &[u8],
+    name: &str,
+    want: impl Fn(&str) -> bool,
+    mut visit: impl FnMut(&str, Vec<u8>) -> Result<()>,
+) -> Result<()> {
     let bad = |m: &str| Error::malformed(name, format!("not a zip archive bciops reads: {m}"));
     let u16_at = |at: usize| -> Result<u16> {
         bytes
@@ -376,7 +408,8 @@ pub fn zip_members(
         .ok_or_else(|| bad("no end of central directory"))?;
     let count = u16_at(eocd + 10)? as usize;
     let mut at = u32_at(eocd + 16)? as usize;
-    let mut out = Vec::new();
+    // Start → end of each unpacked member's local header and data.
+    let mut spans = std::collections::BTreeMap::<usize, usize>::new();
     for _ in 0..count {
         if u32_at(at)? != 0x0201_4b50 {
             return Err(bad("central directory entry expected"));
@@ -408,12 +441,31 @@ pub fn zip_members(
             return Err(bad(&format!("`{member}` has no local header")));
         }
         let data_at = local + 30 + u16_at(local + 26)? as usize + u16_at(local + 28)? as usize;
+        let end = data_at + compressed;
         let raw = bytes
-            .get(data_at..data_at + compressed)
+            .get(data_at..end)
             .ok_or_else(|| bad(&format!("`{member}` is truncated")))?;
+        if spans
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &other_end)| other_end > local)
+        {
+            return Err(bad(&format!("`{member}` overlaps another member's data")));
+        }
+        spans.insert(local, end);
+        let possible = match method {
+            0 => size == compressed,
+            _ => size <= compressed.saturating_mul(MAX_DEFLATE_RATIO),
+        };
+        if !possible {
+            return Err(bad(&format!(
+                "`{member}` claims `{size}` bytes from `{compressed}` compressed ones"
+            )));
+        }
         let data = match method {
             0 => raw.to_vec(),
             8 => {
+                // Bounded by the check above: at most MAX_DEFLATE_RATIO × bytes present.
                 let mut out = Vec::with_capacity(size);
                 flate2::read::DeflateDecoder::new(raw)
                     .take(size as u64 + 1)
@@ -428,9 +480,9 @@ pub fn zip_members(
         if data.len() != size || check.sum() != crc {
             return Err(bad(&format!("`{member}` fails its size or CRC check")));
         }
-        out.push((file_name, data));
+        visit(&file_name, data)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A stored (uncompressed) zip archive; for tests and fixtures.
@@ -537,6 +589,87 @@ mod tests {
         assert!(e.contains("deflated.zip") && e.contains("A01T.gdf"), "{e}");
         for cut in (0..zip.len()).step_by(97) {
             assert!(zip_members(&zip[..cut], "deflated.zip", |_| true).is_err());
+        }
+    }
+
+    /// A stored archive of two members and where its central directory and EOCD start.
+    fn two_members() -> (Vec<u8>, usize, usize) {
+        let zip = write_stored_zip(&[("a/A01T.gdf", b"abcdefgh"), ("A02T.gdf", b"xyz")]);
+        let eocd = zip.len() - 22;
+        let cd = u32::from_le_bytes(zip[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+        (zip, cd, eocd)
+    }
+
+    #[test]
+    fn sizes_the_archive_cannot_hold_are_refused_before_unpacking() {
+        let (zip, cd, _) = two_members();
+        let patched = |at: usize, value: &[u8]| {
+            let mut b = zip.clone();
+            b[at..at + value.len()].copy_from_slice(value);
+            b
+        };
+        // A deflated member claiming 4 GiB from 8 compressed bytes: refused, never allocated.
+        let mut bomb = patched(cd + 10, &8u16.to_le_bytes());
+        bomb[cd + 24..cd + 28].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = zip_members(&bomb, "z", |_| true).unwrap_err().to_string();
+        assert!(
+            e.contains("claims `4294967295` bytes from `8` compressed"),
+            "{e}"
+        );
+        // A stored member whose sizes disagree.
+        let e = zip_members(&patched(cd + 24, &9u32.to_le_bytes()), "z", |_| true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("claims `9` bytes from `8`"), "{e}");
+        // The second entry pointing at the first one's data: the overlapping-entries bomb.
+        let second = cd + 46 + "a/A01T.gdf".len();
+        let mut overlap = patched(second + 42, &0u32.to_le_bytes());
+        overlap[second + 20..second + 28].copy_from_slice(&[8, 0, 0, 0, 8, 0, 0, 0]);
+        let e = zip_members(&overlap, "z", |_| true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`A02T.gdf` overlaps another member's data"),
+            "{e}"
+        );
+        // Only unpacked members count as overlapping: without the first, the second is
+        // unpacked from the first's bytes and fails its CRC instead.
+        let got = zip_members(&overlap, "z", |n| n == "A02T.gdf");
+        assert!(got.is_err_and(|e| e.to_string().contains("CRC")));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 400, ..Default::default() })]
+
+        /// Entry counts, offsets and sizes set to huge, zero and overflowing values, and
+        /// random corruption: an error or members of exactly the bytes the archive holds.
+        #[test]
+        fn hostile_sizes_are_errors_not_allocations(
+            fields in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    // (offset from the EOCD or the first central entry, width)
+                    (true, 10, 2), (true, 12, 4), (true, 16, 4),
+                    (false, 10, 2), (false, 20, 4), (false, 24, 4), (false, 28, 2),
+                    (false, 30, 2), (false, 32, 2), (false, 42, 4),
+                ]), crate::testutil::hostile_size()),
+                1..4,
+            ),
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..4),
+        ) {
+            let (mut zip, cd, eocd) = two_members();
+            for ((in_eocd, offset, width), value) in fields {
+                let at = if in_eocd { eocd } else { cd } + offset;
+                zip[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            }
+            for (at, value) in edits {
+                let len = zip.len();
+                zip[at % len] = value;
+            }
+            let got = crate::testutil::quick("zip_members", || zip_members(&zip, "z", |_| true));
+            if let Ok(members) = got {
+                let total: usize = members.iter().map(|(_, d)| d.len()).sum();
+                proptest::prop_assert!(total <= zip.len());
+            }
         }
     }
 

@@ -32,3 +32,36 @@ pub fn python_or_skip(test: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// Sizes a hostile header claims, for the readers' property tests: zero, one, small, the
+/// edges of the 16-, 32- and 64-bit fields formats use, and more than any machine holds.
+pub fn hostile_size() -> impl proptest::strategy::Strategy<Value = u64> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(0u64),
+        Just(1),
+        2u64..64,
+        Just(u64::from(u16::MAX)),
+        Just(i32::MAX as u64),
+        Just(u64::from(u32::MAX)),
+        Just(1 << 32),
+        Just(100_000_000_000),
+        Just(i64::MAX as u64),
+        Just(u64::MAX),
+        any::<u64>(),
+    ]
+}
+
+/// Runs `f` and fails the test if it took longer than two seconds: a reader that allocates or
+/// loops per claimed element rather than per byte present shows up here (an allocation of
+/// petabytes aborts the test binary before that).
+pub fn quick<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let out = f();
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "{what} took {took:?}"
+    );
+    out
+}

@@ -217,15 +217,23 @@ impl<R: std::io::Read> std::io::Read for Hashing<R> {
 }
 
 /// Parses an `.npy` file and returns it with the sha256 of its bytes.
+///
+/// The header is checked against the file's length first ([`npy::read_checked`]): ndarray-npy
+/// allocates the array from the header's shape before reading, so an unchecked header that
+/// claims petabytes aborts the process.
 fn read_npy_hashed<A: ndarray_npy::ReadNpyExt>(path: &Path, what: &str) -> Result<(A, String)> {
     use sha2::Digest;
     let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io("read", path, e))?
+        .len();
     let mut reader = Hashing {
         inner: std::io::BufReader::with_capacity(1 << 20, file),
         hasher: sha2::Sha256::new(),
     };
-    let array =
-        A::read_npy(&mut reader).map_err(|e| Error::malformed(path, format!("not {what}: {e}")))?;
+    let array = npy::read_checked(&mut reader, file_len)
+        .map_err(|e| Error::malformed(path, format!("not {what}: {e}")))?;
     // Hash anything after the array too (read_npy stops at its end), so the digest covers the file.
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io("read", path, e))?;
     let digest = reader.hasher.finalize();
@@ -316,5 +324,36 @@ impl Dataset {
             meta,
             sha256,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_npy_header_claiming_more_than_the_file_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("X.npy");
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 22, 750), }";
+        std::fs::write(&path, npy::npy_with_header(1, dict, &[0; 64])).unwrap();
+        let e = read_npy_hashed::<Array3<f32>>(&path, "a float32 3-D array").unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "`{}`: not a float32 3-D array: shape `(100000000000, 22, 750)` of `<f4` needs \
+                 `6600000000000000` bytes of data but `64` follow the header",
+                path.display()
+            )
+        );
+        // A file that holds what its header says reads, and hashes as its bytes.
+        let data: Vec<u8> = (0..6).flat_map(|v| (v as f32).to_le_bytes()).collect();
+        let bytes =
+            npy::npy_with_header(1, &dict.replace("100000000000, 22, 750", "1, 2, 3"), &data);
+        std::fs::write(&path, &bytes).unwrap();
+        let (x, sha) = read_npy_hashed::<Array3<f32>>(&path, "a float32 3-D array").unwrap();
+        assert_eq!((x.dim(), x[[0, 1, 2]]), ((1, 2, 3), 5.0));
+        assert_eq!(sha, crate::fsutil::sha256_hex(&bytes));
     }
 }

@@ -15,6 +15,7 @@ use ndarray::{Array2, Array3, ArrayView2};
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
 use super::decimal;
+use crate::dataset::npy::NpyHeader;
 use crate::error::{Error, Result};
 use crate::model::artifact::ModelFile;
 use crate::signal::filter::{self, FilterMode};
@@ -608,22 +609,35 @@ pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
 }
 
 /// A NumPy `.npy` file (`application/x-npy`) of float32 or float64, rank 3 or 2.
+///
+/// The header's shape must account for exactly the bytes of the body before anything is
+/// allocated from it ([`NpyHeader::check_len`]): ndarray-npy allocates the array from the
+/// header alone, and an allocation of petabytes aborts the server.
 pub fn from_npy(bytes: &[u8]) -> Result<Trials> {
     use ndarray::ArrayD;
     use ndarray_npy::ReadNpyExt;
-    let (shape, data) = match ArrayD::<f32>::read_npy(bytes) {
-        Ok(a) => (
-            a.shape().to_vec(),
-            a.iter().map(|&v| f64::from(v)).collect(),
-        ),
-        Err(_) => match ArrayD::<f64>::read_npy(bytes) {
-            Ok(a) => (a.shape().to_vec(), a.iter().copied().collect()),
-            Err(e) => {
-                return Err(Error::Data(format!(
-                    "the body is not a float32 or float64 .npy array: {e}"
-                )))
-            }
-        },
+    let bad = |e: String| {
+        Error::Data(format!(
+            "the body is not a float32 or float64 .npy array: {e}"
+        ))
+    };
+    let header = NpyHeader::parse(bytes).map_err(bad)?;
+    header
+        .check_len((bytes.len() - header.header_len) as u64)
+        .map_err(bad)?;
+    let wide = match header.descr.trim_start_matches(['<', '>', '=']) {
+        "f4" => false,
+        "f8" => true,
+        other => return Err(bad(format!("dtype `{other}` is not float32 or float64"))),
+    };
+    let read = |e: ndarray_npy::ReadNpyError| bad(e.to_string());
+    let (shape, data) = if wide {
+        let a = ArrayD::<f64>::read_npy(bytes).map_err(read)?;
+        (a.shape().to_vec(), a.iter().copied().collect())
+    } else {
+        let a = ArrayD::<f32>::read_npy(bytes).map_err(read)?;
+        let data = a.iter().map(|&v| f64::from(v)).collect();
+        (a.shape().to_vec(), data)
     };
     Trials::from_shape(&shape, data)
 }
@@ -826,5 +840,98 @@ mod tests {
         assert!(Trials::from_shape(&[2, 2, 2], vec![0.0; 7]).is_err());
         assert!(Trials::from_shape(&[usize::MAX, 2, 2], vec![0.0; 8]).is_err());
         assert_eq!(Trials::from_shape(&[2, 3], vec![0.0; 6]).unwrap().n, 1);
+    }
+}
+
+/// Bodies whose headers or shapes claim huge, zero or overflowing sizes (issue 16).
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use crate::dataset::npy::npy_with_header;
+    use crate::testutil::{hostile_size, quick};
+    use proptest::prelude::*;
+
+    fn npy(descr: &str, dims: &[u64], data: usize) -> Vec<u8> {
+        let shape = match dims {
+            [one] => format!("({one},)"),
+            _ => format!(
+                "({})",
+                dims.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        npy_with_header(1, &dict, &vec![0; data])
+    }
+
+    #[test]
+    fn the_192_byte_probe_is_a_data_error() {
+        let body = npy("<f4", &[100_000_000_000, 22, 750], 64);
+        assert_eq!(body.len(), 192);
+        let e = from_npy(&body).unwrap_err();
+        assert!(matches!(e, Error::Data(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "the body is not a float32 or float64 .npy array: shape `(100000000000, 22, 750)` \
+             of `<f4` needs `6600000000000000` bytes of data but `64` follow the header"
+        );
+        // float64 and big-endian bodies still read; other dtypes are named.
+        let mut ok = npy(">f8", &[1, 2, 3], 0);
+        ok.extend((0..6).flat_map(|v| f64::from(v).to_be_bytes()));
+        assert_eq!(from_npy(&ok).unwrap().data[5], 5.0);
+        let e = from_npy(&npy("<i8", &[1, 2, 3], 48))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dtype `i8` is not float32 or float64"), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// An `.npy` body: an error, or trials of exactly the values the body holds.
+        #[test]
+        fn npy_bodies_with_hostile_shapes_are_errors_or_the_bytes_present(
+            descr in prop::sample::select(vec!["<f4", "<f8", ">f4", "<i8"]),
+            dims in prop::collection::vec(hostile_size(), 0..5),
+            data in 0usize..1024,
+        ) {
+            let body = npy(descr, &dims, data);
+            if let Ok(t) = quick("from_npy", || from_npy(&body)) {
+                let item = if descr.ends_with('8') { 8 } else { 4 };
+                prop_assert_eq!(t.data.len() * item, data);
+                prop_assert_eq!(t.n * t.channels * t.samples, t.data.len());
+            }
+        }
+
+        /// A shape given beside the values (V2 `shape`, `X-Tensor-Shape`) is checked with
+        /// checked arithmetic against the values present.
+        #[test]
+        fn claimed_shapes_must_match_the_values_present(
+            dims in prop::collection::vec(hostile_size(), 0..5),
+            values in 0usize..64,
+        ) {
+            let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+            if let Ok(t) = Trials::from_shape(&shape, vec![0.0; values]) {
+                prop_assert_eq!(t.n.checked_mul(t.channels).and_then(|x| x.checked_mul(t.samples)), Some(values));
+            }
+            let text = dims.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let _ = parse_shape(&text);
+        }
+
+        /// JSON bodies carry no sizes: whatever the bytes, an error or a rectangular array.
+        #[test]
+        fn json_bodies_never_panic(
+            body in prop::collection::vec(prop::sample::select(b"[[[],,,0123456789.-e ".to_vec()), 0..400),
+            threads in 1usize..4,
+        ) {
+            let body = Bytes::from(body);
+            let spawn: Spawn = &|job| job();
+            if let Ok(n) = quick("scan", || scan(&body, threads, spawn)) {
+                let count = n.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+                prop_assert!(count == Some(n.data.len()) || n.data.is_empty());
+            }
+        }
     }
 }

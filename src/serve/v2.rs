@@ -224,3 +224,61 @@ pub async fn infer(
     .await?;
     Ok(json_answer(&st, timed, &model.version))
 }
+
+/// Requests whose `shape` claims huge, zero or overflowing sizes (issue 16).
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use crate::testutil::{hostile_size, quick};
+    use proptest::prelude::*;
+
+    fn request(shape: &str, datatype: &str, data: &str) -> Vec<u8> {
+        format!(
+            r#"{{"inputs": [{{"name": "eeg", "shape": {shape}, "datatype": "{datatype}", "data": {data}}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_shape_beyond_the_data_is_a_bad_request() {
+        let e = decode(&request("[100000000000, 22, 750]", "FP32", "[[[1, 2]]]")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.message.contains("does not match the 2 values"),
+            "{}",
+            e.message
+        );
+        for shape in [
+            "[-1, 22, 750]",
+            "[18446744073709551616, 1, 1]",
+            "[1e3, 1, 1]",
+        ] {
+            let e = decode(&request(shape, "FP32", "[1]")).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{shape}");
+            assert!(
+                e.message.contains("not a V2 inference request"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_shapes_are_bad_requests_or_match_the_data(
+            dims in prop::collection::vec(hostile_size(), 0..5),
+            datatype in prop::sample::select(vec!["FP32", "FP64", "INT64", ""]),
+            values in 0usize..40,
+        ) {
+            let shape = format!("[{}]", dims.iter().map(u64::to_string).collect::<Vec<_>>().join(", "));
+            let data = format!("[{}]", vec!["1.5"; values].join(", "));
+            let body = request(&shape, datatype, &data);
+            match quick("decode", || decode(&body)) {
+                Ok((_, t)) => prop_assert_eq!(t.data.len(), values),
+                Err(e) => prop_assert_eq!(e.status, StatusCode::BAD_REQUEST),
+            }
+        }
+    }
+}

@@ -159,6 +159,7 @@ pub fn parse(bytes: &[u8], name: &str, evaluation: bool) -> Result<BnciFile> {
             ));
         }
         events.push(event(offset, RUN_START));
+        // `fs` comes from the file: a huge one would overflow the cue's position below.
         let cue = (CUE_OFFSET_S * fs).round() as usize;
         for (i, ((&start, &label), &artifact)) in trials.iter().zip(&y).zip(&artifacts).enumerate()
         {
@@ -194,7 +195,13 @@ pub fn parse(bytes: &[u8], name: &str, evaluation: bool) -> Result<BnciFile> {
             } else {
                 TRIAL_START + u16::from(label)
             };
-            events.push(event(start + cue, code));
+            let at_cue = start.checked_add(cue).ok_or_else(|| {
+                Error::malformed(
+                    name,
+                    format!("{} `{fs:e}` Hz puts the cue past any sample", at("fs")),
+                )
+            })?;
+            events.push(event(at_cue, code));
             labels.push(label);
         }
         if !trials.is_empty() {
@@ -344,6 +351,47 @@ mod tests {
             assert!(e.contains(needle), "{name}: `{e}` lacks `{needle}`");
             assert!(e.starts_with(&format!("`{name}`")), "{name}: {e}");
         }
+    }
+
+    /// `valid.mat` with its sampling rate (the one 250.0 in its data) replaced by `fs`.
+    fn with_rate(fs: f64) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let bytes = fixture("malformed/valid.mat");
+        let mut inner = Vec::new();
+        flate2::read::ZlibDecoder::new(&bytes[136..])
+            .read_to_end(&mut inner)
+            .unwrap();
+        let at = inner
+            .windows(8)
+            .position(|w| w == 250f64.to_le_bytes())
+            .unwrap();
+        inner[at..at + 8].copy_from_slice(&fs.to_le_bytes());
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&inner).unwrap();
+        let stream = z.finish().unwrap();
+        let mut out = bytes[..132].to_vec();
+        out.extend_from_slice(&(stream.len() as u32).to_le_bytes());
+        out.extend_from_slice(&stream);
+        out
+    }
+
+    #[test]
+    fn a_rate_that_puts_the_cue_past_any_sample_is_refused() {
+        assert_eq!(
+            parse(&with_rate(250.0), "v.mat", false)
+                .unwrap()
+                .recording
+                .rate,
+            250.0
+        );
+        // 2 s × 1e300 Hz saturates to usize::MAX samples: the cue's position overflowed.
+        let e = parse(&with_rate(1e300), "fs.mat", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("run 1 `fs` `1e300` Hz puts the cue past any sample"),
+            "{e}"
+        );
     }
 
     #[test]

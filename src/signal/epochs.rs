@@ -226,12 +226,21 @@ pub fn locate(
             out.dropped.rejected += 1;
             continue;
         }
-        let start = event.position as i64 + offset;
-        if start < 0 || start as u64 + window as u64 > n_samples as u64 {
+        // Positions come from files (a GDF event rescaled to a tiny event rate saturates
+        // near u64::MAX): checked, so that one never wraps into the recording.
+        let start = i64::try_from(event.position)
+            .ok()
+            .and_then(|p| p.checked_add(offset))
+            .and_then(|s| usize::try_from(s).ok())
+            .filter(|&s| {
+                (s as u64)
+                    .checked_add(window as u64)
+                    .is_some_and(|end| end <= n_samples as u64)
+            });
+        let Some(start) = start else {
             out.dropped.out_of_range += 1;
             continue;
-        }
-        let start = start as usize;
+        };
         if has_gap(start, window) {
             out.dropped.gaps += 1;
             continue;
@@ -406,6 +415,27 @@ mod tests {
         keep.keep_rejected = true;
         let got = locate("t", &events, 10_000, 250.0, &keep, None, |_, _| false).unwrap();
         assert_eq!(got.trials.len(), 3);
+    }
+
+    proptest::proptest! {
+        /// Positions and rates from a hostile file (a GDF event rescaled by a tiny event rate
+        /// saturates near u64::MAX): dropped as out of range, never wrapped into the
+        /// recording (the old `position as i64 + offset` overflowed near i64::MAX).
+        #[test]
+        fn hostile_positions_and_rates_are_out_of_range_not_overflows(
+            positions in proptest::collection::vec(crate::testutil::hostile_size(), 1..8),
+            rate in proptest::sample::select(vec![250.0, 1e12, 1e300, f64::MAX]),
+            tmin in proptest::sample::select(vec![-1.0, 0.0, 0.5]),
+        ) {
+            let events: Vec<Event> = positions.iter().map(|&p| ev(p, 769)).collect();
+            let mut s = spec(&["left"]);
+            s.tmin = tmin;
+            let got = locate("t", &events, 10_000, rate, &s, None, |_, _| false).unwrap();
+            let window = s.window_samples(rate);
+            for t in &got.trials {
+                proptest::prop_assert!(t.start as u64 + window as u64 <= 10_000);
+            }
+        }
     }
 
     #[test]

@@ -143,10 +143,12 @@ impl MatValue {
 }
 
 impl CharArray {
-    /// Rows of a 2-D char array as strings (MATLAB's `cellstr` without trimming).
+    /// Rows of a 2-D char array as strings (MATLAB's `cellstr` without trimming). An array
+    /// without characters has no rows: its row count (up to 2³¹ from a file that holds none of
+    /// them) would otherwise become as many strings.
     pub fn rows(&self) -> Vec<String> {
         let rows = self.dims.first().copied().unwrap_or(0);
-        if rows == 0 {
+        if rows == 0 || self.chars.is_empty() {
             return Vec::new();
         }
         let cols = self.chars.len() / rows;
@@ -415,29 +417,47 @@ fn for_each_variable(
     Ok(())
 }
 
+/// The most zlib expands: 258 bytes from a 2-bit code, about 1032 to 1.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// Inflates a compressed element: exactly the one element it holds, whose length its tag
+/// declares. The declaration is checked before inflating (at most [`MAX_INFLATED`], and no
+/// more than the compressed bytes can expand to) and bounds the output, so a zlib bomb
+/// behind a small tag stops where the tag says, not at a gigabyte.
 fn inflate(ctx: &Ctx, data: &[u8], at: usize) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let result = flate2::read::ZlibDecoder::new(data)
-        .take(MAX_INFLATED + 1)
-        .read_to_end(&mut out);
-    if out.len() as u64 > MAX_INFLATED {
+    let broken = |e: std::io::Error| {
+        ctx.err(format!(
+            "compressed element at byte `{at}` does not decompress: {e}"
+        ))
+    };
+    let mut z = flate2::read::ZlibDecoder::new(data);
+    let mut out = vec![0u8; 8];
+    z.read_exact(&mut out).map_err(broken)?;
+    let first = ctx.u32([out[0], out[1], out[2], out[3]]);
+    // A small element is all in its 8-byte tag.
+    let len = if first >> 16 != 0 {
+        0
+    } else {
+        u64::from(ctx.u32([out[4], out[5], out[6], out[7]]))
+    };
+    let limit = MAX_INFLATED.min((data.len() as u64).saturating_mul(MAX_DEFLATE_RATIO));
+    if len > limit {
         return Err(ctx.err(format!(
-            "compressed element at byte `{at}` expands beyond `{MAX_INFLATED}` bytes"
+            "compressed element at byte `{at}` declares `{len}` bytes, more than `{limit}` \
+             (its `{}` compressed bytes expand to at most {MAX_DEFLATE_RATIO} times that, and \
+             at most `{MAX_INFLATED}` are read)",
+            data.len()
         )));
     }
-    if let Err(e) = result {
-        // Some writers end the stream without its checksum; accept it when the inner element
-        // is complete.
-        let complete = ctx.u32_at(&out, 4).is_ok_and(|len| {
-            (len as usize)
-                .checked_add(8)
-                .is_some_and(|n| n <= out.len())
-        });
-        if !complete {
-            return Err(ctx.err(format!(
-                "compressed element at byte `{at}` does not decompress: {e}"
-            )));
-        }
+    // Anything after the element (and the stream's checksum, which some writers leave
+    // out) is not read: a complete element is all the reader needs.
+    z.take(len).read_to_end(&mut out).map_err(broken)?;
+    if (out.len() as u64) < 8 + len {
+        return Err(ctx.err(format!(
+            "compressed element at byte `{at}` does not decompress: it ends after `{}` of the `{}` bytes its element declares",
+            out.len(),
+            8 + len
+        )));
     }
     Ok(out)
 }

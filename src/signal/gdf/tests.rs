@@ -1148,3 +1148,76 @@ proptest! {
         let _ = parse(&bytes, "mutated.gdf");
     }
 }
+
+// ----- hostile sizes (issue 16) ---------------------------------------------------------------
+
+#[test]
+fn the_hostile_size_tests_start_from_files_that_parse() {
+    for version in ["1.25", "2.10", "2.51"] {
+        let bytes = build(
+            version,
+            &[Chan::new("C3", 3, 4), Chan::new("C4", 16, 4)],
+            2,
+            |c, i| (c * 10 + i) as f64,
+            mode3(vec![(1, 768, 0, 0), (3, 769, 1, 2)]),
+            &[1, 4, 0, 0, b'a', b'b', 0, 0],
+        );
+        let file = parse(&bytes, version).unwrap();
+        assert_eq!(file.recording.data.dim(), (2, 8), "{version}");
+        assert_eq!(file.recording.events.len(), 2, "{version}");
+        assert_eq!(bytes.len(), 256 * 4 + 48 + 8 + 2 * 12, "{version}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Header fields that size what follows (header length, record count and duration,
+    /// channel count, samples per record, data type, event count and rate) set to huge, zero
+    /// and overflowing values in synthetic files of each layout: an error, or a recording of
+    /// no more samples than the file's bytes hold. Built here rather than from the shared
+    /// fixtures, so this runs everywhere.
+    #[test]
+    fn hostile_header_sizes_are_errors_not_allocations(
+        version in prop::sample::select(vec!["1.25", "2.10", "2.51"]),
+        fields in proptest::collection::vec((0usize..11, crate::testutil::hostile_size()), 1..4),
+    ) {
+        let chans = [Chan::new("C3", 3, 4), Chan::new("C4", 16, 4)];
+        let mut bytes = build(
+            version,
+            &chans,
+            2,
+            |c, i| (c * 10 + i) as f64,
+            mode3(vec![(1, 768, 0, 0), (3, 769, 1, 2)]),
+            &[1, 4, 0, 0, b'a', b'b', 0, 0],
+        );
+        let gdf2 = version != "1.25";
+        let ns = chans.len();
+        let data_end = 256 * (ns + 2) + 2 * (2 * 4 + 4 * 4);
+        for (field, value) in fields {
+            // (offset, width) of each field in this file.
+            let (at, width) = match field {
+                0 if gdf2 => (184, 2),
+                0 => (184, 8),
+                1 => (236, 8),
+                2 if version == "2.51" => (244, 8),
+                2 => (244, 4),
+                3 => (248, 4),
+                4 if gdf2 => (252, 2),
+                4 => (252, 4),
+                5 => (256 + ns * 216, 4),
+                6 => (256 + ns * 216 + 4, 4),
+                7 => (256 + ns * 220 + 4, 4),
+                8 => (data_end + 1, 3),
+                9 => (data_end + 4, 4),
+                _ => (256 * (ns + 1) + 1, 3),
+            };
+            bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+        }
+        let got = crate::testutil::quick("gdf::parse", || parse(&bytes, "hostile.gdf"));
+        if let Ok(file) = got {
+            prop_assert!(file.recording.data.len() <= 8 * bytes.len());
+            prop_assert!(file.recording.events.len() <= bytes.len() / 6);
+        }
+    }
+}

@@ -398,3 +398,103 @@ proptest! {
         let _ = parse_variable(&bytes, "mutated.mat", "data");
     }
 }
+
+// ----- hostile sizes (issue 16) ---------------------------------------------------------------
+
+/// A `classlabel` file of `n` doubles, its matrix element compressed when `compress`.
+fn classlabel_file(n: usize, compress: bool) -> Vec<u8> {
+    let values: Vec<f64> = (0..n).map(|i| (i % 4 + 1) as f64).collect();
+    let plain = encode_double_column("classlabel", &values).unwrap();
+    if !compress {
+        return plain;
+    }
+    compressed_file(&plain[128..])
+}
+
+/// A file whose one element is `inner` zlib-compressed.
+fn compressed_file(inner: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(inner).unwrap();
+    let stream = z.finish().unwrap();
+    let mut out = encode_double_column("x", &[]).unwrap()[..128].to_vec();
+    out.extend_from_slice(&MI_COMPRESSED.to_le_bytes());
+    out.extend_from_slice(&(stream.len() as u32).to_le_bytes());
+    out.extend_from_slice(&stream);
+    out
+}
+
+#[test]
+fn a_compressed_element_inflates_only_what_its_tag_declares() {
+    // A matrix tag declaring 4 GiB in front of a few bytes: refused before inflating.
+    let mut inner = MI_MATRIX.to_le_bytes().to_vec();
+    inner.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    inner.extend_from_slice(&[0; 64]);
+    let e = parse(&compressed_file(&inner), "claim.mat")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("declares `4294967280` bytes, more than"), "{e}");
+    // A bomb: a real 40-byte element followed by 64 MiB of zeros in the same stream. Only
+    // the element is inflated (before: all of it, up to 1 GiB).
+    let mut inner = classlabel_file(2, false)[128..].to_vec();
+    inner.resize(inner.len() + (64 << 20), 0);
+    let bomb = compressed_file(&inner);
+    assert!(bomb.len() < 100_000, "{}", bomb.len());
+    let (dims, values) = crate::testutil::quick("bomb", || {
+        parse_numeric(&bomb, "bomb.mat", "classlabel").unwrap()
+    });
+    assert_eq!((dims, values), (vec![2, 1], vec![1.0, 2.0]));
+    // A stream that ends before the element does is an error naming both sizes.
+    let whole = classlabel_file(3, false);
+    let mut short = whole[128..].to_vec();
+    short.truncate(short.len() - 8);
+    let e = parse(&compressed_file(&short), "short.mat")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ends after `88` of the `96` bytes"), "{e}");
+}
+
+#[test]
+fn char_rows_of_an_array_without_characters_are_none() {
+    let c = CharArray {
+        dims: vec![i32::MAX as usize, 0],
+        chars: Vec::new(),
+    };
+    assert!(crate::testutil::quick("rows", || c.rows()).is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Element lengths, dimensions and the compressed tag set to huge, zero and overflowing
+    /// values, in plain and compressed files: an error or values the file really holds.
+    #[test]
+    fn hostile_sizes_are_errors_not_allocations(
+        fields in proptest::collection::vec(
+            // Offsets in the plain file: matrix length, flags length, dimensions length,
+            // rows, columns, name length, values length.
+            (prop::sample::select(vec![132usize, 140, 156, 160, 164, 172, 196]), crate::testutil::hostile_size()),
+            1..4,
+        ),
+        n in 0usize..40,
+        compress in any::<bool>(),
+        compressed_len in proptest::option::of(crate::testutil::hostile_size()),
+    ) {
+        let mut plain = classlabel_file(n, false);
+        for (at, value) in fields {
+            plain[at..at + 4].copy_from_slice(&value.to_le_bytes()[..4]);
+        }
+        let mut bytes = if compress { compressed_file(&plain[128..]) } else { plain };
+        if let (true, Some(len)) = (compress, compressed_len) {
+            bytes[132..136].copy_from_slice(&len.to_le_bytes()[..4]);
+        }
+        let got = crate::testutil::quick("parse", || parse(&bytes, "hostile.mat"));
+        if let Ok(file) = got {
+            for (_, v) in &file.variables {
+                if let MatValue::Numeric(a) = v {
+                    prop_assert!(a.real.len() <= n.max(1) * 8);
+                }
+            }
+        }
+    }
+}
