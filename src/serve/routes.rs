@@ -325,10 +325,14 @@ pub async fn read_body(
                 // The body keeps the average until `got` bytes are what the rate asks for;
                 // at least 50 ms on, so that a body right at the rate is not checked in a
                 // busy loop.
-                let due = start + BODY_GRACE + Duration::from_secs_f64(got as f64 / rate as f64);
-                check
-                    .as_mut()
-                    .reset(due.max(now + Duration::from_millis(50)).min(deadline));
+                let due = if rate > 0 {
+                    let paced_for = Duration::try_from_secs_f64(got as f64 / rate as f64)
+                        .unwrap_or(limits.body_timeout);
+                    (start + BODY_GRACE + paced_for).max(now + Duration::from_millis(50))
+                } else {
+                    deadline
+                };
+                check.as_mut().reset(due.min(deadline));
             }
         }
     }

@@ -59,7 +59,7 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let shared = Arc::new(Shared {
+    let common = Arc::new(Common {
         builder,
         app,
         metrics,
@@ -72,7 +72,7 @@ pub async fn serve(
         tokio::spawn(connection(
             stream,
             slot,
-            shared.clone(),
+            common.clone(),
             alive.clone(),
             draining.clone(),
         ));
@@ -128,7 +128,7 @@ pub async fn serve(
     }
 }
 
-struct Shared {
+struct Common {
     builder: http1::Builder,
     app: Router,
     metrics: Arc<Metrics>,
@@ -146,14 +146,14 @@ impl Drop for Open {
 async fn connection(
     stream: TcpStream,
     _slot: Option<OwnedSemaphorePermit>,
-    shared: Arc<Shared>,
+    common: Arc<Common>,
     _alive: mpsc::Sender<()>,
     mut draining: watch::Receiver<bool>,
 ) {
-    shared.metrics.connection(1);
-    let _open = Open(shared.metrics.clone());
+    common.metrics.connection(1);
+    let _open = Open(common.metrics.clone());
     let activity = Arc::new(Activity::default());
-    let app = TowerToHyperService::new(shared.app.clone());
+    let app = TowerToHyperService::new(common.app.clone());
     let service = {
         let activity = activity.clone();
         service_fn(move |req: hyper::Request<Incoming>| {
@@ -162,7 +162,7 @@ async fn connection(
         })
     };
     let io = TokioIo::new(Wire::new(stream, activity.clone()));
-    let conn = shared.builder.serve_connection(io, service);
+    let conn = common.builder.serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
         // Errors here are the client's (a reset, a malformed request already answered, a
