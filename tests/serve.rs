@@ -514,10 +514,15 @@ fn read_response(mut stream: TcpStream) -> (u16, String) {
 fn the_concurrency_limit_answers_503_and_slow_requests_time_out() {
     let f = fixture();
     let body = serde_json::to_vec(&trials_json(&f.x, 1)).unwrap();
+    let sleep_route = [("BCIOPS_SERVE_SLEEP_ROUTE", "1")];
 
-    let server = start(&f.model_a, &["--max-concurrency", "1"]);
-    let held = half_sent(server.addr, &body);
-    // The held request takes the only slot as soon as the server has read its headers.
+    let server = start_env(&f.model_a, &["--max-concurrency", "1"], &sleep_route);
+    // A prediction that holds the only slot for 1.5 s (a slot is taken once the body is in,
+    // so a slow body would not hold it).
+    let held = {
+        let (http, url) = (server.http.clone(), server.url("/debug/sleep"));
+        std::thread::spawn(move || http.post(url).body("1500").send().unwrap().status())
+    };
     server.wait_until("the held request in flight", |s| {
         s.metric("bciops_requests_in_flight ") == Some(2.0)
     });
@@ -533,17 +538,15 @@ fn the_concurrency_limit_answers_503_and_slow_requests_time_out() {
     assert!(error_of(&v).contains("--max-concurrency"), "{v}");
     // Probes are not limited.
     assert_eq!(server.get("/readyz").0, 200);
-    let (code, labels) = finish(held, &body);
-    assert_eq!(code, 200, "{labels}");
+    assert_eq!(held.join().unwrap().as_u16(), 200);
     let (code, _) = server.post_json("/classify", &trials_json(&f.x, 1));
     assert_eq!(code, 200, "the slot is free again");
     drop(server);
 
-    let server = start(&f.model_a, &["--timeout", "200ms"]);
-    let stalled = half_sent(server.addr, &body);
-    let (code, text) = read_response(stalled);
-    assert_eq!(code, 504, "{text}");
-    assert!(text.contains("--timeout"), "{text}");
+    let server = start_env(&f.model_a, &["--timeout", "200ms"], &sleep_route);
+    let (code, v) = server.post("/debug/sleep", "text/plain", b"2000".to_vec());
+    assert_eq!(code, 504, "{v}");
+    assert!(error_of(&v).contains("--timeout"), "{v}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::serve::reload::{
     is_registry_reference, BucketDirSource, DirSource, ModelSource, RegistrySource,
 };
 use crate::serve::routes::Limits;
-use crate::serve::{self, ServeConfig};
+use crate::serve::{self, ConnLimits, ServeConfig};
 use crate::storage::Location;
 
 /// Serve a model over HTTP: `POST /classify` (the original's JSON trials, or f32/.npy bodies),
@@ -52,12 +52,31 @@ pub struct ServeArgs {
     /// 50 JSON trials of 22 × 750 as Python's `json.dumps(X.tolist())` writes them.
     #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
     pub max_body_bytes: usize,
-    /// Longest a prediction request may take (reading the body included); then 504.
+    /// Longest a prediction may take once its body is in; then 504.
     #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
     pub timeout: Duration,
-    /// Prediction requests handled at once; more are answered 503 with `Retry-After`.
+    /// Prediction requests handled at once; more are answered 503 with `Retry-After`. A
+    /// request takes its slot only once its body has arrived.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_concurrency: usize,
+    /// Longest a prediction request's body may take to arrive; then 408.
+    #[arg(long, default_value = "5s", value_parser = duration, value_name = "DURATION")]
+    pub body_timeout: Duration,
+    /// Slowest a body may arrive, in bytes/s on average after its first second; slower is
+    /// answered 408 (`0`: no minimum).
+    #[arg(long, default_value_t = 1024, value_name = "BYTES")]
+    pub min_body_rate: u64,
+    /// Longest a client may take to send a request's headers, and to start its next request
+    /// on a kept-alive connection; then the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// Client connections open at once; more wait to be accepted.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// On SIGTERM, longest to wait for the requests received to be answered; then the
+    /// connections still open are dropped and the server exits.
+    #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
+    pub drain_timeout: Duration,
     /// For a `models:/` reference.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -93,8 +112,19 @@ pub fn run(args: ServeArgs, _global: Global) -> Result<()> {
             Error::Invalid("`--max-concurrency 0` would refuse every request".into()).into(),
         );
     }
-    if args.timeout.is_zero() {
-        return Err(Error::Invalid("`--timeout 0` would time out every request".into()).into());
+    for (flag, value) in [
+        ("--timeout", args.timeout),
+        ("--body-timeout", args.body_timeout),
+        ("--header-timeout", args.header_timeout),
+    ] {
+        if value.is_zero() {
+            return Err(Error::Invalid(format!("`{flag} 0` would time out every request")).into());
+        }
+    }
+    if args.max_connections == 0 {
+        return Err(
+            Error::Invalid("`--max-connections 0` would accept no connection".into()).into(),
+        );
     }
     let source: Arc<dyn ModelSource> = if is_registry_reference(&args.model) {
         let registry = args.registry.config()?;
@@ -158,8 +188,16 @@ fn config(args: &ServeArgs, started: Instant) -> ServeConfig {
             max_body_bytes: args.max_body_bytes,
             timeout: args.timeout,
             max_concurrency: args.max_concurrency,
+            body_timeout: args.body_timeout,
+            min_body_rate: args.min_body_rate,
+        },
+        connections: ConnLimits {
+            header_timeout: args.header_timeout,
+            drain_timeout: args.drain_timeout,
+            max_connections: args.max_connections,
         },
         panic_route: std::env::var("BCIOPS_SERVE_PANIC_ROUTE").is_ok_and(|v| v == "1"),
+        sleep_route: std::env::var("BCIOPS_SERVE_SLEEP_ROUTE").is_ok_and(|v| v == "1"),
         started,
     }
 }

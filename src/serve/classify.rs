@@ -5,14 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
 
-use super::routes::{blocking, read_body, ApiError, Permit, Shared};
+use super::routes::{blocking, Admitted, ApiError, Shared};
 use super::tensor::{self, infer, Nested, Trials};
 
 /// The body formats `/classify` reads.
@@ -60,10 +59,9 @@ pub struct Timed<T> {
 
 pub async fn classify(
     State(st): State<Shared>,
-    Extension(permit): Extension<Permit>,
+    Extension(admitted): Extension<Admitted>,
     Query(query): Query<ShapeQuery>,
     headers: HeaderMap,
-    body: Body,
 ) -> Result<Response, ApiError> {
     let format = BodyFormat::of(&headers)?;
     let model = st.model()?;
@@ -72,7 +70,10 @@ pub async fn classify(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or(query.shape);
-    let bytes = read_body(&headers, body, st.limits.max_body_bytes).await?;
+    let Admitted {
+        body: bytes,
+        permit,
+    } = admitted;
     let served = model.clone();
     // When cores are idle, pieces of a JSON body are read on the runtime's blocking pool too
     // (see `blocking`). Splitting the band-pass the same way measured no faster: waking a

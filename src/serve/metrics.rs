@@ -80,6 +80,7 @@ pub struct Metrics {
     inference: Mutex<Histogram>,
     parse: Mutex<Histogram>,
     in_flight: AtomicI64,
+    connections: AtomicI64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     ready: AtomicBool,
@@ -100,6 +101,7 @@ impl Metrics {
             inference: Mutex::new(Histogram::new(WORK_BUCKETS)),
             parse: Mutex::new(Histogram::new(WORK_BUCKETS)),
             in_flight: AtomicI64::new(0),
+            connections: AtomicI64::new(0),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -128,6 +130,10 @@ impl Metrics {
 
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub fn connection(&self, delta: i64) {
+        self.connections.fetch_add(delta, Ordering::Relaxed);
     }
 
     pub fn reloaded(&self) {
@@ -203,6 +209,17 @@ impl Metrics {
             out,
             "bciops_requests_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "bciops_open_connections",
+            "gauge",
+            "Client connections open now (idle kept-alive ones included).",
+        );
+        let _ = writeln!(
+            out,
+            "bciops_open_connections {}",
+            self.connections.load(Ordering::Relaxed)
         );
         header(
             &mut out,

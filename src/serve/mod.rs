@@ -5,8 +5,9 @@
 //!
 //! Prediction is CPU-bound and runs on tokio's blocking pool, never on the reactor; at most
 //! `max_concurrency` predictions run or wait at once (more are answered 503), each limited in
-//! time and body size. SIGHUP reloads the model, SIGTERM (or Ctrl-C) stops accepting
-//! connections and finishes the requests in flight.
+//! time and body size, and a body must arrive in time to take a slot at all. SIGHUP reloads
+//! the model, SIGTERM (or Ctrl-C) stops accepting connections and answers the requests
+//! received, within a deadline (see [`server`]).
 
 pub mod classify;
 mod decimal;
@@ -15,8 +16,10 @@ pub mod openapi;
 mod pow5_table;
 pub mod reload;
 pub mod routes;
+mod server;
 pub mod tensor;
 pub mod v2;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -30,6 +33,7 @@ use crate::error::{Error, Result};
 use metrics::Metrics;
 use reload::{ModelSource, Reload, Slot};
 use routes::{AppState, Limits, Shared};
+pub use server::ConnLimits;
 
 /// Everything `serve` needs besides the model source.
 #[derive(Debug, Clone)]
@@ -39,8 +43,11 @@ pub struct ServeConfig {
     /// How often to ask the source for a new version; `None` only reloads on SIGHUP.
     pub poll_interval: Option<Duration>,
     pub limits: Limits,
+    pub connections: ConnLimits,
     /// Test hook: a route that panics, to prove panics never reach a client.
     pub panic_route: bool,
+    /// Test hook: a prediction route that holds its slot for as long as it is told.
+    pub sleep_route: bool,
     /// When the process started, to report the time to ready.
     pub started: Instant,
 }
@@ -54,7 +61,11 @@ pub fn run(config: ServeConfig, source: Arc<dyn ModelSource>) -> Result<()> {
         .max_blocking_threads(config.limits.max_concurrency.max(1) + 4)
         .build()
         .map_err(|e| Error::io("start", "the async runtime", e))?;
-    runtime.block_on(serve(config, source))
+    let outcome = runtime.block_on(serve(config, source));
+    // Whatever the drain left (connections past `--drain-timeout`, a reload stuck on a
+    // bucket) must not hold the exit: a dropped runtime would wait for blocking work.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    outcome
 }
 
 async fn serve(config: ServeConfig, source: Arc<dyn ModelSource>) -> Result<()> {
@@ -114,7 +125,7 @@ async fn serve(config: ServeConfig, source: Arc<dyn ModelSource>) -> Result<()> 
     }
     tokio::spawn(on_sighup(state.clone(), source.clone())?);
 
-    let app = routes::router(state.clone(), config.panic_route);
+    let app = routes::router(state.clone(), config.panic_route, config.sleep_route);
     let shutdown = {
         let (state, stop) = (state.clone(), stop.clone());
         async move {
@@ -131,10 +142,7 @@ async fn serve(config: ServeConfig, source: Arc<dyn ModelSource>) -> Result<()> 
             state.metrics.set_ready(false);
         }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::io("serve on", bound.to_string(), e))?;
+    server::serve(listener, app, metrics, config.connections.clone(), shutdown).await;
     if let Some(e) = fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(e);
     }

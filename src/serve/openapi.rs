@@ -18,11 +18,12 @@ pub fn spec() -> Value {
             "200": ok,
             "400": err("malformed body, wrong shape, channel count or trial length, non-finite value"),
             "404": err("unknown model name"),
+            "408": err("body not in within --body-timeout, or arriving slower than --min-body-rate"),
             "413": err("body larger than --max-body-bytes"),
             "415": err("unsupported content type"),
             "500": err("internal error (never a crash)"),
             "503": err("no model loaded yet, or --max-concurrency requests already running (Retry-After: 1)"),
-            "504": err("the request took longer than --timeout")
+            "504": err("the prediction took longer than --timeout once the body was in")
         })
     };
     json!({

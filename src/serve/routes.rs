@@ -1,6 +1,7 @@
 //! The router, the shared state, the JSON error type and the two middleware layers:
 //! `observe` (every route: metrics, in-flight gauge, panics caught, every error body JSON)
-//! and `limit` (prediction routes: concurrency limit answering 503, per-request timeout).
+//! and `limit` (prediction routes: the body read within its own deadline and minimum rate,
+//! then the concurrency limit answering 503, then the per-request timeout).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::{FutureExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -27,9 +28,19 @@ use crate::error::Error;
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// From the body read in full to the answer.
     pub timeout: Duration,
     pub max_concurrency: usize,
+    /// Longest a prediction request's body may take to arrive.
+    pub body_timeout: Duration,
+    /// After [`BODY_GRACE`], a body must have arrived at this many bytes/s on average
+    /// (0: no minimum).
+    pub min_body_rate: u64,
 }
+
+/// How long a body may arrive at any pace before `min_body_rate` applies: a client's first
+/// packets (TCP slow start, a proxy's buffering) say little about its rate.
+pub const BODY_GRACE: Duration = Duration::from_secs(1);
 
 /// What every handler sees.
 pub struct AppState {
@@ -141,7 +152,9 @@ impl IntoResponse for ApiError {
         // connection that is about to close (seen as `IncompleteMessage` in the tests).
         if matches!(
             self.status,
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::PAYLOAD_TOO_LARGE
+            StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::REQUEST_TIMEOUT
         ) {
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -154,6 +167,14 @@ impl IntoResponse for ApiError {
 /// the request timed out first, so the limit bounds the work actually running).
 #[derive(Clone)]
 pub struct Permit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// A prediction request let through by [`limit`]: its body, read in full, and its slot of
+/// the concurrency limit, taken only once the body was in (a request extension).
+#[derive(Clone)]
+pub struct Admitted {
+    pub body: Bytes,
+    pub permit: Permit,
+}
 
 /// Compute slots beyond one per core: see [`blocking`].
 const SPARE_SLOTS: usize = 2;
@@ -226,8 +247,17 @@ fn work_panicked() -> ApiError {
     )
 }
 
-/// Reads the whole body, answering 413 as soon as it exceeds the limit.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the whole body, answering 413 as soon as it exceeds the limit and 408 when it
+/// arrives too slowly: not complete within `--body-timeout`, or, after [`BODY_GRACE`], at
+/// less than `--min-body-rate` bytes/s on average. A client trickling its body a byte at a
+/// time then holds its connection for about a second, and never a slot of the concurrency
+/// limit (taken only after this).
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &Limits,
+) -> Result<Bytes, ApiError> {
+    let limit = limits.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -241,21 +271,76 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
+    let start = tokio::time::Instant::now();
+    let deadline = start + limits.body_timeout;
+    let rate = limits.min_body_rate;
+    // One timer for the whole body, first due at the end of the grace period (or the
+    // deadline), then moved to the next moment the body could fall below the rate. It is
+    // only registered if the body is not already in: `biased` polls the body first.
+    let first_check = if rate > 0 {
+        deadline.min(start + BODY_GRACE)
+    } else {
+        deadline
+    };
+    let check = tokio::time::sleep_until(first_check);
+    tokio::pin!(check);
     let mut buf = Vec::with_capacity(declared.unwrap_or(0));
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large());
+    loop {
+        tokio::select! {
+            biased;
+            chunk = stream.next() => {
+                let Some(chunk) = chunk else { break };
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request(format!("cannot read the request body: {e}"))
+                })?;
+                if buf.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            () = &mut check => {
+                let now = tokio::time::Instant::now();
+                let elapsed = now - start;
+                let got = buf.len();
+                if now >= deadline {
+                    return Err(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the request body did not arrive within `{}` ms (--body-timeout): `{got}` bytes received",
+                            limits.body_timeout.as_millis()
+                        ),
+                    ));
+                }
+                let paced = elapsed.saturating_sub(BODY_GRACE).as_secs_f64();
+                if (got as f64) < rate as f64 * paced {
+                    return Err(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the request body arrived slower than `{rate}` bytes/s (--min-body-rate): `{got}` bytes in `{}` ms",
+                            elapsed.as_millis()
+                        ),
+                    ));
+                }
+                // The body keeps the average until `got` bytes are what the rate asks for;
+                // at least 50 ms on, so that a body right at the rate is not checked in a
+                // busy loop.
+                let due = if rate > 0 {
+                    let paced_for = Duration::try_from_secs_f64(got as f64 / rate as f64)
+                        .unwrap_or(limits.body_timeout);
+                    (start + BODY_GRACE + paced_for).max(now + Duration::from_millis(50))
+                } else {
+                    deadline
+                };
+                check.as_mut().reset(due.min(deadline));
+            }
         }
-        buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
 }
 
-/// Every route of the server.
-pub fn router(state: Shared, panic_route: bool) -> Router {
+/// Every route of the server; `panic_route` and `sleep_route` are test hooks.
+pub fn router(state: Shared, panic_route: bool, sleep_route: bool) -> Router {
     let mut predict = Router::new()
         .route("/classify", post(classify::classify))
         .route("/v2/models/{name}/infer", post(v2::infer));
@@ -269,6 +354,11 @@ pub fn router(state: Shared, panic_route: bool) -> Router {
                 ()
             }),
         );
+    }
+    if sleep_route {
+        // Test hook (BCIOPS_SERVE_SLEEP_ROUTE=1): a prediction that holds its slot of the
+        // concurrency limit for the milliseconds in its body, off the runtime's workers.
+        predict = predict.route("/debug/sleep", post(sleep));
     }
     let predict = predict.route_layer(middleware::from_fn_with_state(state.clone(), limit));
     Router::new()
@@ -285,6 +375,22 @@ pub fn router(state: Shared, panic_route: bool) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+async fn sleep(Extension(admitted): Extension<Admitted>) -> Result<&'static str, ApiError> {
+    let text = std::str::from_utf8(&admitted.body).unwrap_or("");
+    let ms: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("`{text}` is not a number of milliseconds")))?;
+    let permit = admitted.permit;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        std::thread::sleep(Duration::from_millis(ms));
+    })
+    .await
+    .map_err(|_| work_panicked())?;
+    Ok("slept")
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -355,7 +461,15 @@ async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response
         )
         .into_response(),
     };
-    let response = json_errors(response).await;
+    let mut response = json_errors(response).await;
+    // While draining, each answer closes its connection: the client then opens its next
+    // request elsewhere instead of sending it down a connection about to be closed (where it
+    // could be lost unanswered).
+    if st.shutting_down.load(Ordering::Relaxed) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     st.metrics
         .request(&endpoint, response.status().as_u16(), start.elapsed());
     response
@@ -391,7 +505,17 @@ async fn json_errors(response: Response) -> Response {
     r
 }
 
-async fn limit(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
+/// Prediction routes: the body is read first (within `--body-timeout` and above
+/// `--min-body-rate`, see [`read_body`]), and only then a slot of `--max-concurrency` taken
+/// (503 when none is free) and `--timeout` started. A slot is thus held only by work this
+/// server can do now, never by a client that is slow to send: 64 clients trickling bodies
+/// at a byte a second used to hold every slot for the whole `--timeout`.
+async fn limit(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let body = match read_body(&parts.headers, body, &st.limits).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let permit = match st.permits.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
@@ -406,13 +530,17 @@ async fn limit(State(st): State<Shared>, mut req: Request, next: Next) -> Respon
         }
     };
     st.note_arrival();
-    req.extensions_mut().insert(Permit(Arc::new(permit)));
+    parts.extensions.insert(Admitted {
+        body,
+        permit: Permit(Arc::new(permit)),
+    });
+    let req = Request::from_parts(parts, Body::empty());
     match tokio::time::timeout(st.limits.timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
-                "the request took longer than `{}` ms (--timeout)",
+                "the prediction took longer than `{}` ms (--timeout)",
                 st.limits.timeout.as_millis()
             ),
         )

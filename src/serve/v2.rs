@@ -4,9 +4,8 @@
 
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,7 @@ use serde_json::json;
 
 use super::classify::{json_answer, Timed};
 use super::reload::LoadedModel;
-use super::routes::{blocking, read_body, ApiError, Permit, Shared};
+use super::routes::{blocking, Admitted, ApiError, Shared};
 use super::tensor::{infer as run_model, Nested, Trials};
 
 pub const INPUT: &str = "eeg";
@@ -170,13 +169,14 @@ fn decode(bytes: &[u8]) -> Result<(Option<String>, Trials), ApiError> {
 
 pub async fn infer(
     State(st): State<Shared>,
-    Extension(permit): Extension<Permit>,
+    Extension(admitted): Extension<Admitted>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Body,
 ) -> Result<Response, ApiError> {
     let model = named(&st, &name)?;
-    let bytes = read_body(&headers, body, st.limits.max_body_bytes).await?;
+    let Admitted {
+        body: bytes,
+        permit,
+    } = admitted;
     let served = model.clone();
     let timed = blocking(&st, permit, bytes.len(), move |_threads| {
         let t0 = Instant::now();
