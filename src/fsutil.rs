@@ -92,7 +92,7 @@ impl Replace {
         match (self.kind.foreign)(dest) {
             None => Ok(()),
             Some(entry) => Err(Error::Invalid(format!(
-                "output `{}` holds `{entry}`, which is not part of a {kind} bciops wrote: \
+                "output `{}` holds `{entry}`, which is not part of a bciops {kind}: \
                  refusing to replace it; give a new path, or --force to replace the whole directory",
                 dest.display()
             ))),

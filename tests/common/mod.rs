@@ -40,6 +40,12 @@ impl Run {
         self
     }
 
+    /// Runs the child in `dir`.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     pub fn run(mut self) -> Done {
         let Output {
             status,
