@@ -281,7 +281,7 @@ fn model_directories_hold_only_what_they_list_and_signatures_catch_tampering() {
         1,
     );
     std::fs::write(&metrics, &edited).unwrap();
-    let old_line = format!("  metrics.json");
+    let old_line = "  metrics.json";
     let sums_text = std::fs::read_to_string(signed.join("checksums.sha256")).unwrap();
     let fixed: String = sums_text
         .lines()
