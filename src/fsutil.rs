@@ -27,15 +27,20 @@ pub const COPY: DirKind = DirKind {
     foreign: first_entry,
 };
 
-/// The first entry of `dir`, by name.
-pub fn first_entry(dir: &Path) -> Option<String> {
+/// The names in `dir`, sorted (None when it cannot be listed).
+pub fn sorted_names(dir: &Path) -> Option<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    names.into_iter().next()
+    Some(names)
+}
+
+/// The first entry of `dir`, by name.
+pub fn first_entry(dir: &Path) -> Option<String> {
+    sorted_names(dir)?.into_iter().next()
 }
 
 /// Whether an output may replace what is at its path.

@@ -107,25 +107,7 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
-        let epochs = common::synth_epochs(
-            tmp.path(),
-            "epochs",
-            &["--trials-per-class", "12", "--runs", "1"],
-            &[],
-        );
-        let model = tmp.path().join("model");
-        bciops([
-            "train",
-            "--data",
-            epochs.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--kernel",
-            "linear",
-            "--eval",
-            "cv:2",
-        ])
-        .success();
+        let (epochs, model) = common::small_model(tmp.path());
         let hostile = tmp.path().join("hostile");
         std::fs::create_dir(&hostile).unwrap();
         for entry in std::fs::read_dir(&epochs).unwrap() {

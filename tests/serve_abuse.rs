@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::bciops;
 use common::serve::Server;
 use ndarray::{s, Array3};
 use serde_json::Value;
@@ -29,25 +28,7 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
-        let epochs = common::synth_epochs(
-            tmp.path(),
-            "epochs",
-            &["--trials-per-class", "12", "--runs", "1"],
-            &[],
-        );
-        let model = tmp.path().join("model");
-        bciops([
-            "train",
-            "--data",
-            epochs.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--kernel",
-            "linear",
-            "--eval",
-            "cv:2",
-        ])
-        .success();
+        let (epochs, model) = common::small_model(tmp.path());
         let x: Array3<f32> = ndarray_npy::read_npy(epochs.join("X.npy")).unwrap();
         let trial: Vec<Vec<Vec<f32>>> = x
             .slice(s![..1, .., ..])

@@ -41,13 +41,9 @@ fn foreign_entry(dir: &Path) -> Option<String> {
     if !ours {
         return crate::fsutil::first_entry(dir);
     }
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names.into_iter().find(|n| !FILES.contains(&n.as_str()))
+    crate::fsutil::sorted_names(dir)?
+        .into_iter()
+        .find(|n| !FILES.contains(&n.as_str()))
 }
 
 /// The band-pass applied to the continuous recordings before cutting.

@@ -50,13 +50,7 @@ pub fn unlisted_entry(dir: &Path) -> Option<String> {
             .collect(),
         Err(_) => return crate::fsutil::first_entry(dir),
     };
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    crate::fsutil::sorted_names(dir)?
         .into_iter()
         .find(|n| n != CHECKSUMS && n != SIGNATURE && !listed.iter().any(|l| l == n))
 }

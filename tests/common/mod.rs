@@ -162,3 +162,28 @@ pub fn synth_epochs(
 pub fn small_epochs(dir: &Path) -> PathBuf {
     synth_epochs(dir, "data", &["--trials-per-class", "12"], &[])
 }
+
+/// A small model in `dir/model` (linear kernel, 2-fold CV) trained on one run of synthetic
+/// subject 1 in `dir/epochs`, for tests that serve or attack a model; returns both paths.
+pub fn small_model(dir: &Path) -> (PathBuf, PathBuf) {
+    let epochs = synth_epochs(
+        dir,
+        "epochs",
+        &["--trials-per-class", "12", "--runs", "1"],
+        &[],
+    );
+    let model = dir.join("model");
+    bciops([
+        "train",
+        "--data",
+        epochs.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--kernel",
+        "linear",
+        "--eval",
+        "cv:2",
+    ])
+    .success();
+    (epochs, model)
+}
