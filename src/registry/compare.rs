@@ -188,26 +188,24 @@ pub fn compare_register(
             .is_some_and(|v| v.tags.get(MODEL_DIGEST_TAG) == Some(&digest)),
         reason: String::new(),
     };
-    if decision.champion_is_candidate {
-        if let Some(v) = &champion {
-            // An earlier run moved the alias here but was stopped before it recorded the
-            // decision: record it now.
-            if v.tags.get(DECISION_TAG).map(String::as_str) != Some("promoted") {
-                registry.set_version_tag(&opts.name, v.version, DECISION_TAG, "promoted")?;
-            }
-            decision.reason = format!(
-                "the champion (version {}) already is this model: champion unchanged",
-                v.version
-            );
-        }
-        return Ok(decision);
-    }
-    if let Some(c) = champion_value {
+    if let (Some(c), Some(v)) = (champion_value, &champion) {
         if candidate <= c + opts.min_delta {
-            decision.reason = format!(
-                "{} {candidate:.4} is not better than the champion's {c:.4} by more than {}",
-                opts.metric, opts.min_delta
-            );
+            decision.reason = if decision.champion_is_candidate {
+                // An earlier run moved the alias here but was stopped before it recorded the
+                // decision: record it now.
+                if v.tags.get(DECISION_TAG).map(String::as_str) != Some("promoted") {
+                    registry.set_version_tag(&opts.name, v.version, DECISION_TAG, "promoted")?;
+                }
+                format!(
+                    "the champion (version {}) already is this model: champion unchanged",
+                    v.version
+                )
+            } else {
+                format!(
+                    "{} {candidate:.4} is not better than the champion's {c:.4} by more than {}",
+                    opts.metric, opts.min_delta
+                )
+            };
             return Ok(decision);
         }
     }
