@@ -36,6 +36,18 @@ pub enum Error {
     /// A numerical method that did not converge or met a singular matrix.
     #[error("{0}")]
     Numerical(String),
+    /// Several problems with one input (every violation of a sweep file): `summary` is the
+    /// error's line, and the command line lists `details` below it. Displayed on one line,
+    /// details joined by `; `, wherever there is no room for a list (an HTTP answer, a log).
+    #[error("{summary}: {}", details.join("; "))]
+    Problems {
+        summary: String,
+        details: Vec<String>,
+    },
+    /// A fault of bciops itself, not of its input or its machine: a serializer failing on
+    /// bciops' own values, a worker thread that panicked.
+    #[error("internal error: {0} (a bug in bciops; please report it)")]
+    Internal(String),
 }
 
 impl Error {
@@ -44,6 +56,11 @@ impl Error {
             path: path.as_ref().display().to_string(),
             message: message.into(),
         }
+    }
+
+    /// bciops' own value could not be encoded (JSON, YAML): a bug, not bad input.
+    pub fn encode(what: &str, e: impl std::fmt::Display) -> Self {
+        Error::Internal(format!("cannot encode {what}: {e}"))
     }
 
     pub fn io(action: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Self {
@@ -57,12 +74,15 @@ impl Error {
     /// The exit code this error ends the process with.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Malformed { .. } | Error::Invalid(_) | Error::Data(_) => exit::BAD_INPUT,
+            Error::Malformed { .. }
+            | Error::Invalid(_)
+            | Error::Data(_)
+            | Error::Problems { .. } => exit::BAD_INPUT,
             // A missing input file is the caller's mistake, not a failure of the machine.
             Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
                 exit::BAD_INPUT
             }
-            Error::Io { .. } | Error::Numerical(_) => exit::FAILURE,
+            Error::Io { .. } | Error::Numerical(_) | Error::Internal(_) => exit::FAILURE,
         }
     }
 }

@@ -281,6 +281,11 @@ impl Fetched {
             Error::Invalid(m) => Error::Invalid(fix(m)),
             Error::Data(m) => Error::Data(fix(m)),
             Error::Numerical(m) => Error::Numerical(fix(m)),
+            Error::Problems { summary, details } => Error::Problems {
+                summary: fix(summary),
+                details: details.into_iter().map(fix).collect(),
+            },
+            Error::Internal(m) => Error::Internal(fix(m)),
         }
     }
 }

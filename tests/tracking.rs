@@ -244,17 +244,58 @@ fn unreachable_server_journals_the_run_and_sync_replays_it() {
     );
     let entries: Vec<_> = std::fs::read_dir(&journal).unwrap().collect();
     assert_eq!(entries.len(), 1);
-    // Still down: sync says so (exit 2) and keeps the run.
-    fails(
+    // Still down: sync names the run and why, keeps it, and exits 1.
+    let done = fails(
         bciops_in(tmp.path(), &["runs", "sync"], &env),
-        2,
+        1,
         "cannot reach MLflow",
     );
+    assert!(done.stderr.contains("not replayed"), "{}", done.stderr);
     assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 1);
 
     let Some((uri, python)) = mlflow() else {
         return;
     };
+    // A second journaled run whose server is up: it is replayed although the first run's
+    // server is still down (sync stopped at the first failure before).
+    let other = ok(bciops_in(
+        tmp.path(),
+        &[
+            "train",
+            "--data",
+            s(&t.epochs),
+            "--out",
+            "m2",
+            "--eval",
+            "cv:3",
+            "--tracking-uri",
+            &dead,
+            "--experiment",
+            &unique("journal-other"),
+        ],
+        &env,
+    ));
+    drop(other);
+    let second = std::fs::read_dir(&journal)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("entry.json"))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    let text = std::fs::read_to_string(&second)
+        .unwrap()
+        .replace(&dead, &uri);
+    std::fs::write(&second, text).unwrap();
+    let done = fails(
+        bciops_in(tmp.path(), &["runs", "sync", "--json"], &env),
+        1,
+        "1 of 2 journaled runs failed",
+    );
+    let report = json(&done.stdout);
+    assert_eq!(report["synced"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["failed"].as_array().unwrap().len(), 1, "{report}");
+
     let synced = json(
         &ok(bciops_in(
             tmp.path(),
@@ -263,7 +304,7 @@ fn unreachable_server_journals_the_run_and_sync_replays_it() {
         ))
         .stdout,
     );
-    let run_id = synced[0]["run_id"].as_str().unwrap().to_owned();
+    let run_id = synced["synced"][0]["run_id"].as_str().unwrap().to_owned();
     let out = mlflow_python(
         &python,
         &uri,

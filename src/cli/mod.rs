@@ -129,7 +129,7 @@ pub fn main() -> ExitCode {
             let code = exit_code(&e);
             // A closed stdout (e.g. `| head`) is not worth an error message.
             if !is_broken_pipe(&e) {
-                let _ = writeln!(std::io::stderr(), "error: {e:#}");
+                let _ = write!(std::io::stderr(), "{}", render_error(&e));
             } else {
                 return ExitCode::from(exit::SUCCESS as u8);
             }
@@ -160,6 +160,29 @@ pub fn emit(text: &str) -> std::io::Result<()> {
         out.write_all(b"\n")?;
     }
     out.flush()
+}
+
+/// `error: …` on one line; the details of a list of problems follow it, one per line.
+fn render_error(e: &anyhow::Error) -> String {
+    let line = format!("{e:#}");
+    let listed = e
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<Error>() {
+            Some(p @ Error::Problems { summary, details }) => {
+                Some((p.to_string(), summary, details))
+            }
+            _ => None,
+        });
+    match listed {
+        Some((full, summary, details)) => {
+            let mut out = format!("error: {}\n", line.replacen(&full, summary, 1));
+            for d in details {
+                out.push_str(&format!("  - {d}\n"));
+            }
+            out
+        }
+        None => format!("error: {line}\n"),
+    }
 }
 
 /// The exit code for an error chain: the library's own errors choose; anything else is a failure.

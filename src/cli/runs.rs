@@ -176,18 +176,35 @@ pub fn run(args: RunsArgs, _global: Global) -> Result<()> {
             };
             let journal = Journal::new(&dir);
             let pending = journal.entries()?.len();
-            let synced = journal.sync(target.as_ref())?;
-            for s in &synced {
+            let report = journal.sync(target.as_ref())?;
+            for s in &report.synced {
                 eprintln!(
                     "replayed {} ({}) as run {} at {}",
                     s.journal_id, s.name, s.run_id, s.server
+                );
+            }
+            for f in &report.failed {
+                eprintln!(
+                    "not replayed {} ({}) to {}: {}",
+                    f.journal_id, f.name, f.server, f.error
                 );
             }
             if pending == 0 {
                 eprintln!("nothing to replay in `{}`", dir.display());
             }
             if json {
-                super::emit(&serde_json::to_string_pretty(&synced)?)?;
+                super::emit(&serde_json::to_string_pretty(&report)?)?;
+            }
+            if !report.failed.is_empty() {
+                return Err(Error::Io {
+                    action: "replay",
+                    path: dir.display().to_string(),
+                    cause: std::io::Error::other(format!(
+                        "{} of {pending} journaled runs failed; they stay in the journal for the next sync",
+                        report.failed.len()
+                    )),
+                }
+                .into());
             }
             Ok(())
         }

@@ -132,9 +132,11 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let status = match e {
-            Error::Malformed { .. } | Error::Invalid(_) | Error::Data(_) => StatusCode::BAD_REQUEST,
-            Error::Io { .. } | Error::Numerical(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // The caller's input is wrong exactly when the command line would exit 2.
+        let status = if e.exit_code() == crate::error::exit::BAD_INPUT {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
         };
         ApiError::new(status, e.to_string())
     }

@@ -41,6 +41,22 @@ pub struct Synced {
     pub name: String,
 }
 
+/// A journaled run that could not be replayed this time; it stays in the journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotSynced {
+    pub journal_id: String,
+    pub server: String,
+    pub name: String,
+    pub error: String,
+}
+
+/// What one `sync` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    pub synced: Vec<Synced>,
+    pub failed: Vec<NotSynced>,
+}
+
 impl Journal {
     pub fn new(dir: impl Into<PathBuf>) -> Journal {
         Journal { dir: dir.into() }
@@ -73,8 +89,7 @@ impl Journal {
             server_run_id: server_run_id.map(str::to_owned),
             record: record.clone(),
         };
-        let text = serde_json::to_string_pretty(&entry)
-            .map_err(|e| Error::Invalid(format!("cannot encode a run: {e}")))?;
+        let text = serde_json::to_string_pretty(&entry).map_err(|e| Error::encode("a run", e))?;
         write_atomic(&dir.join("entry.json"), text.as_bytes())?;
         Ok(dir)
     }
@@ -117,33 +132,59 @@ impl Journal {
     }
 
     /// Replays every waiting run into its server (or into `target`, when given), oldest first,
-    /// and removes each entry once the server has all of it. Stops at the first failure; what
-    /// was replayed before stays replayed.
-    pub fn sync(&self, target: Option<&Endpoint>) -> Result<Vec<Synced>> {
+    /// and removes each entry once the server has all of it. A run that fails (its server is
+    /// down, say) stays in the journal and the others are still replayed, except the children
+    /// of a run that failed, which wait for their parent.
+    pub fn sync(&self, target: Option<&Endpoint>) -> Result<SyncReport> {
         let mut ids = self.synced_map()?;
-        let mut done = Vec::new();
+        let mut report = SyncReport::default();
         for entry in self.entries()? {
-            let endpoint = match target {
-                Some(t) => t.clone(),
-                None => Endpoint::parse(&entry.server)?,
+            let journal_id = entry.record.run_id.clone();
+            let failed = |error: String| NotSynced {
+                journal_id: journal_id.clone(),
+                server: target.map_or_else(|| entry.server.clone(), |t| t.base.clone()),
+                name: entry.record.name.clone(),
+                error,
             };
-            let client = MlflowClient::new(endpoint)?;
-            let artifacts = self.artifacts_of(&entry.record.run_id);
-            let run_id = replay(&client, &entry, &artifacts, &ids)?;
+            if let Some(parent) = &entry.record.parent {
+                if report.failed.iter().any(|f| &f.journal_id == parent) {
+                    report.failed.push(failed(format!(
+                        "its parent run `{parent}` was not replayed"
+                    )));
+                    continue;
+                }
+            }
+            let replayed = match target {
+                Some(t) => Ok(t.clone()),
+                None => Endpoint::parse(&entry.server),
+            }
+            .and_then(MlflowClient::new)
+            .and_then(|client| {
+                let artifacts = self.artifacts_of(&entry.record.run_id);
+                let run_id = replay(&client, &entry, &artifacts, &ids)?;
+                Ok((client, run_id))
+            });
+            let (client, run_id) = match replayed {
+                Ok(done) => done,
+                Err(e) => {
+                    report.failed.push(failed(e.to_string()));
+                    continue;
+                }
+            };
             ids.insert(entry.record.run_id.clone(), run_id.clone());
             let text = serde_json::to_string_pretty(&ids)
-                .map_err(|e| Error::Invalid(format!("cannot encode ids: {e}")))?;
+                .map_err(|e| Error::encode("the synced ids", e))?;
             write_atomic(&self.dir.join("synced.json"), text.as_bytes())?;
             let dir = self.dir.join(&entry.record.run_id);
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
-            done.push(Synced {
+            report.synced.push(Synced {
                 journal_id: entry.record.run_id.clone(),
                 run_id,
                 server: client.endpoint.base.clone(),
                 name: entry.record.name.clone(),
             });
         }
-        Ok(done)
+        Ok(report)
     }
 
     fn artifacts_of(&self, run_id: &str) -> PathBuf {

@@ -44,8 +44,7 @@ impl LocalStore {
 
     fn write(&self, record: &RunRecord) -> Result<()> {
         let path = self.run_dir(&record.run_id).join("run.json");
-        let text = serde_json::to_string_pretty(record)
-            .map_err(|e| Error::Invalid(format!("cannot encode a run: {e}")))?;
+        let text = serde_json::to_string_pretty(record).map_err(|e| Error::encode("a run", e))?;
         write_atomic(&path, text.as_bytes())
     }
 

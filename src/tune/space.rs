@@ -154,12 +154,14 @@ pub fn check_values(sweep: &Sweep, base: &ModelParams) -> Result<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
-            "the sweep has {} bad value{}:\n{}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" },
-            problems.join("\n")
-        )))
+        Err(Error::Problems {
+            summary: format!(
+                "the sweep has {} bad value{}",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            ),
+            details: problems,
+        })
     }
 }
 

@@ -132,8 +132,8 @@ pub fn read(path: impl AsRef<Path>) -> Result<Sweep> {
 
 /// Parses and validates a sweep; `name` names the source in messages.
 ///
-/// Returns `Error::Malformed` when the text is not YAML and `Error::Invalid` listing every
-/// violation (one per line) when it is YAML but not a valid sweep.
+/// Returns `Error::Malformed` when the text is not YAML and `Error::Problems` listing every
+/// violation when it is YAML but not a valid sweep.
 pub fn parse(text: &str, name: &str) -> Result<Sweep> {
     let yaml: Yaml = serde_norway::from_str(text).map_err(|e| {
         let msg = e.to_string().replace('\n', " ");
@@ -146,10 +146,10 @@ pub fn parse(text: &str, name: &str) -> Result<Sweep> {
         _ => {
             let n = v.0.len();
             let plural = if n == 1 { "" } else { "s" };
-            Err(Error::Invalid(format!(
-                "`{name}` is not a valid sweep ({n} problem{plural}):\n{}",
-                v.0.join("\n")
-            )))
+            Err(Error::Problems {
+                summary: format!("`{name}` is not a valid sweep ({n} problem{plural})"),
+                details: v.0,
+            })
         }
     }
 }

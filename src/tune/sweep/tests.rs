@@ -13,8 +13,9 @@ fn ok(text: &str) -> Sweep {
 fn problems(text: &str) -> String {
     match parse(text, "test.yaml") {
         Ok(s) => panic!("expected violations, got {s:?}"),
-        Err(Error::Invalid(msg)) => msg,
-        Err(e) => panic!("expected Error::Invalid, got {e:?}"),
+        // Rendered as the command line shows it: the summary, then one problem per line.
+        Err(Error::Problems { summary, details }) => format!("{summary}:\n{}", details.join("\n")),
+        Err(e) => panic!("expected Error::Problems, got {e:?}"),
     }
 }
 
