@@ -1,6 +1,6 @@
 //! Zero-phase band-pass speed on the project's two shapes: one BCI IV 2a trial (22 channels ×
 //! 750 samples, 3 s at 250 Hz) and one whole-session channel (672 000 samples, about 45 min).
-//! Compare with `scipy.signal.sosfiltfilt` on the same sizes (see the README's numbers).
+//! Compare with `scipy.signal.sosfiltfilt` on the same sizes (see docs/performance.md).
 
 use bciops::signal::filter::{filter_rows, sosfiltfilt, BandPass, FilterMode};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};

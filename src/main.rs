@@ -8,7 +8,7 @@ use std::process::ExitCode;
 /// (This replaced re-executing `serve` with `MALLOC_MMAP_THRESHOLD_=65536`, which kept glibc's
 /// heaps from fragmenting by mapping every such buffer afresh.) mimalloc v2, not v3: under a
 /// 180 s soak at 8 connections v3's resident memory grew from 208 to 270 MiB, v2's stayed
-/// flat. Measured with `scripts/bench/serve.sh` (see the README's "Serving speed").
+/// flat. Measured with `scripts/bench/serve.sh` (see docs/design.md, "Serving speed").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -319,7 +319,7 @@ fn lock_exclusive(file: &File) -> std::io::Result<()> {
     rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive).map_err(std::io::Error::from)
 }
 
-/// Elsewhere the registry is not locked (bciops ships for Linux; see the README).
+/// Elsewhere the registry is not locked (bciops ships for Linux; see the README's Install).
 #[cfg(not(unix))]
 fn lock_exclusive(_file: &File) -> std::io::Result<()> {
     Ok(())
