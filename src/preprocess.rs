@@ -187,6 +187,11 @@ pub struct Summary {
     pub dropped: BTreeMap<String, usize>,
     /// Missing samples found (NaN gaps), over all recordings.
     pub gap_samples: u64,
+    /// The dataset's digest, as `Dataset::sha256` reads it back.
+    pub sha256: String,
+    /// The band-pass's second-order sections, as `meta.json` records them.
+    #[serde(skip)]
+    pub sos: Vec<[f64; 6]>,
 }
 
 /// Progress callback: called after each recording with its path and trials kept.
@@ -625,6 +630,8 @@ pub fn run(
     };
     let json = serde_json::to_string_pretty(&meta).map_err(|e| Error::Invalid(e.to_string()))?;
     write_atomic(&staged.path().join("meta.json"), json.as_bytes())?;
+    summary.sha256 = dataset::digest(staged.path())?;
+    summary.sos = meta.filter.sos;
     staged.commit()?;
 
     summary.trials = n;

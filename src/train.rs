@@ -56,13 +56,22 @@ pub struct SubjectScores {
     pub kappa: f64,
 }
 
+/// What `train` returns besides the files it wrote.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// What `metrics.json` holds.
+    pub metrics: Metrics,
+    /// The digest of the dataset the model was trained on (as `model.json` records it).
+    pub dataset_sha256: String,
+}
+
 /// Trains and evaluates, writes the model directory, and returns the metrics.
 pub fn run(
     data: &Path,
     out: &Path,
     config: &TrainConfig,
     on_fold: &(dyn Fn(&FoldResult) + Sync),
-) -> Result<Metrics> {
+) -> Result<Trained> {
     run_as(data, &data.display().to_string(), out, config, on_fold)
 }
 
@@ -74,7 +83,7 @@ pub fn run_as(
     out: &Path,
     config: &TrainConfig,
     on_fold: &(dyn Fn(&FoldResult) + Sync),
-) -> Result<Metrics> {
+) -> Result<Trained> {
     let dataset = Dataset::load(data)?;
     let meta = &dataset.meta;
     let n_classes = meta.classes.len();
@@ -151,7 +160,7 @@ pub fn run_as(
         fitted,
     };
     let report = config.report.then(|| report_of(&model, &metrics).to_html());
-    let metrics_json = serde_json::to_value(&metrics).map_err(|e| Error::Invalid(e.to_string()))?;
+    let metrics_json = serde_json::to_value(&metrics).map_err(|e| Error::encode("the metrics", e))?;
     let extra = [("cv_predictions.csv", cv_predictions_csv(&evaluated, &y))];
     artifact::save(
         out,
@@ -161,7 +170,10 @@ pub fn run_as(
         &extra,
         config.force,
     )?;
-    Ok(metrics)
+    Ok(Trained {
+        metrics,
+        dataset_sha256: model.dataset.sha256,
+    })
 }
 
 /// Each tested trial's fold, truth and prediction: for error analysis, and so a peer

@@ -257,22 +257,10 @@ fn record(run: &mut crate::tracking::Run, s: &Summary, out: &Path) -> Result<()>
     for (why, n) in &s.dropped {
         run.log_metric(format!("dropped.{}", why.replace(' ', "_")), *n as f64, 0);
     }
-    let meta_path = out.join("meta.json");
-    if let Ok(text) = std::fs::read_to_string(&meta_path) {
-        if let Ok(meta) = serde_json::from_str::<serde_json::Value>(&text) {
-            if let Some(sos) = meta.pointer("/filter/sos") {
-                run.log_param("filter.sos", sos.to_string());
-            }
-            if let Some(w) = meta.pointer("/window/samples") {
-                run.log_param("window.samples", w.to_string());
-            }
-        }
-        run.log_artifact(&meta_path, "");
-    }
-    // An output that is not a local directory (an object-store URI) has no digest here.
-    if let Ok(sha) = track::dataset_sha256(out) {
-        run.set_tag("bciops.dataset_sha256", sha);
-    }
+    run.log_param("filter.sos", serde_json::to_string(&s.sos)?);
+    run.log_param("window.samples", s.samples.to_string());
+    run.log_artifact(out.join("meta.json"), "");
+    run.set_tag("bciops.dataset_sha256", &s.sha256);
     Ok(())
 }
 

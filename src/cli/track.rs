@@ -1,11 +1,10 @@
 //! The tracking flags `preprocess`, `train` (and `tune`) share, and how they start a run.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::tracking::{self, Finished, Run, RunSpec, RunStatus, Tracker, TrackingConfig};
@@ -90,21 +89,3 @@ pub fn params_of<T: serde::Serialize>(prefix: &str, value: &T) -> BTreeMap<Strin
     out
 }
 
-/// The dataset digest `train` records in its model: sha256 over the lines `<sha256>  <file>`
-/// of X.npy, y.npy, trials.csv and meta.json (the same as `Dataset::load` computes).
-pub fn dataset_sha256(dir: &Path) -> Result<String, Error> {
-    let mut lines = String::new();
-    for name in ["X.npy", "y.npy", "trials.csv", "meta.json"] {
-        let path = dir.join(name);
-        let mut file = std::fs::File::open(&path).map_err(|e| Error::io("read", &path, e))?;
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io("read", &path, e))?;
-        let digest: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        lines.push_str(&format!("{digest}  {name}\n"));
-    }
-    Ok(crate::fsutil::sha256_hex(lines.as_bytes()))
-}

@@ -184,7 +184,7 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     let out = OutputDir::new(&args.out)?;
     let bar = progress::bar(global, folds, "folds");
     let data_name = args.data.to_string();
-    let metrics = train::run_as(data.path(), &data_name, out.path(), &config, &|f| {
+    let trained = train::run_as(data.path(), &data_name, out.path(), &config, &|f| {
         bar.set_message(format!(
             "fold {} accuracy {:.1} %",
             f.fold + 1,
@@ -198,10 +198,11 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     // The run logs its artifacts from the local copy when it finishes, so it finishes before
     // a remote output's scratch directory is published and removed.
     if !run.is_off() {
-        record(&mut run, &metrics, out.path());
+        record(&mut run, &trained, out.path());
     }
     args.track.finish(run)?;
     out.publish()?;
+    let metrics = trained.metrics;
     print_summary(&metrics, &args.out);
     if args.json {
         super::emit(&serde_json::to_string_pretty(&metrics)?)?;
@@ -211,7 +212,8 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
 
 /// The evaluation as metrics (fold scores as steps), the dataset digest as a tag, and the
 /// model directory, metrics.json and report.html as artifacts.
-fn record(run: &mut crate::tracking::Run, m: &Metrics, out: &std::path::Path) {
+fn record(run: &mut crate::tracking::Run, trained: &train::Trained, out: &std::path::Path) {
+    let m = &trained.metrics;
     run.log_metric("accuracy", m.accuracy, 0);
     run.log_metric("kappa", m.kappa, 0);
     for f in &m.folds {
@@ -227,14 +229,7 @@ fn record(run: &mut crate::tracking::Run, m: &Metrics, out: &std::path::Path) {
     run.log_metric("n_trials", m.n_trials as f64, 0);
     run.log_metric("evaluation_seconds", m.evaluation_seconds, 0);
     run.log_metric("fit_seconds", m.fit_seconds, 0);
-    let model_json = out.join(crate::model::artifact::MODEL_FILE);
-    if let Ok(text) = std::fs::read_to_string(&model_json) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            if let Some(sha) = v.pointer("/dataset/sha256").and_then(|s| s.as_str()) {
-                run.set_tag("bciops.dataset_sha256", sha);
-            }
-        }
-    }
+    run.set_tag("bciops.dataset_sha256", &trained.dataset_sha256);
     // Only local files can be logged (an output given as an object-store URI is skipped).
     if !out.is_dir() {
         return;

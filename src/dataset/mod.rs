@@ -212,6 +212,32 @@ impl<R: std::io::Read> std::io::Read for Hashing<R> {
     }
 }
 
+/// The dataset's digest from its files' sha256 (in the order of [`FILES`]): the sha256 of the
+/// lines `<sha256>  <file>`, as `sha256sum` would list them.
+fn digest_of(file_sha256: [String; 4]) -> String {
+    let lines: String = file_sha256
+        .iter()
+        .zip(FILES)
+        .map(|(sha, name)| format!("{sha}  {name}\n"))
+        .collect();
+    crate::fsutil::sha256_hex(lines.as_bytes())
+}
+
+/// The digest of the dataset in `dir` ([`Dataset::sha256`]) without loading it: the files
+/// are streamed through the hash.
+pub fn digest(dir: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut shas: [String; 4] = Default::default();
+    for (sha, name) in shas.iter_mut().zip(FILES) {
+        let path = dir.join(name);
+        let mut file = std::fs::File::open(&path).map_err(|e| Error::io("read", &path, e))?;
+        let mut hasher = sha2::Sha256::new();
+        std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io("read", &path, e))?;
+        *sha = format!("{:x}", hasher.finalize());
+    }
+    Ok(digest_of(shas))
+}
+
 /// Parses an `.npy` file and returns it with the sha256 of its bytes.
 ///
 /// The header is checked against the file's length first ([`npy::read_checked`]): ndarray-npy
@@ -261,12 +287,12 @@ impl Dataset {
         let text = std::str::from_utf8(&t_bytes)
             .map_err(|_| Error::malformed(&t_path, "is not UTF-8 text"))?;
         let trials = parse_trials_csv(&t_path, text)?;
-        let lines = format!(
-            "{x_sha}  X.npy\n{y_sha}  y.npy\n{}  trials.csv\n{}  meta.json\n",
+        let sha256 = digest_of([
+            x_sha,
+            y_sha,
             crate::fsutil::sha256_hex(&t_bytes),
-            crate::fsutil::sha256_hex(&meta_bytes)
-        );
-        let sha256 = crate::fsutil::sha256_hex(lines.as_bytes());
+            crate::fsutil::sha256_hex(&meta_bytes),
+        ]);
 
         let (n, c, s) = x.dim();
         let checks = [
