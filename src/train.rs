@@ -160,7 +160,8 @@ pub fn run_as(
         fitted,
     };
     let report = config.report.then(|| report_of(&model, &metrics).to_html());
-    let metrics_json = serde_json::to_value(&metrics).map_err(|e| Error::encode("the metrics", e))?;
+    let metrics_json =
+        serde_json::to_value(&metrics).map_err(|e| Error::encode("the metrics", e))?;
     let extra = [("cv_predictions.csv", cv_predictions_csv(&evaluated, &y))];
     artifact::save(
         out,

@@ -61,9 +61,10 @@ fn default_pipeline_is_valid_kfp_ir() {
     assert!(yaml.contains("image: ghcr.io/example/bciops:0.1.0"));
     assert!(yaml.contains("- bciops\n        - compare-register"));
     if let Some(seen) = validate(&out) {
-        // 7 steps + 1 importer + 2 conditions + 1 loop + 1 promoted-gate.
+        // 9 steps (tune unrolled into 3 shards) + 2 conditions + 1 promoted-gate; the sweep
+        // travels inline, so no importer.
         assert_eq!(seen["components"], 12, "{seen}");
-        assert_eq!(seen["executors"], 8, "{seen}");
+        assert_eq!(seen["executors"], 9, "{seen}");
     }
 }
 
@@ -101,7 +102,8 @@ fn every_option_compiles_to_valid_kfp_ir() {
     let yaml = std::fs::read_to_string(&out).unwrap();
     for needle in [
         "defaultPipelineRoot: gs://bucket/pipeline-root",
-        "raw: '[1, 2, 3, 4]'",
+        "- --shard\n        - 4/4",
+        "'{{$.inputs.artifacts[''shards-4''].path}}'",
         "resourceType: nvidia.com/gpu",
         "runtimeParameter: uri",
         "- --max-trials\n        - '64'",
@@ -171,5 +173,18 @@ fn bad_configs_are_usage_errors() {
         bad.to_str().unwrap(),
     ])
     .fails(2, "unknown");
+    // Inputs a step on a cluster cannot read (issue 19): refused, naming the key.
+    for (set, key) in [
+        ("data.uri=./recordings", "data.uri"),
+        ("train.params_file=best.json", "train.params_file"),
+    ] {
+        let mut args = vec![
+            "pipeline", "compile", "--image", "x", "--out", o, "--set", set,
+        ];
+        if key == "data.uri" {
+            args.extend(["--set", "data.source=uri"]);
+        }
+        bciops(&args).fails(2, &format!("`{key}` is"));
+    }
     assert!(!out.exists());
 }

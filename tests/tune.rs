@@ -123,6 +123,29 @@ fn grid_sweep_writes_every_output_and_best_json_trains() {
     assert!(header.ends_with(",C,kernel,n_components"), "{header}");
     assert_eq!(lines.count(), 12);
 
+    // The same sweep given inline (`--sweep-text`, how a compiled Kubeflow pipeline passes
+    // it) finds the same trials and scores.
+    let inline = dir.path().join("inline");
+    bciops([
+        "tune",
+        "--data",
+        data.to_str().unwrap(),
+        "--sweep-text",
+        GRID,
+        "--out",
+        inline.to_str().unwrap(),
+        "--eval",
+        "cv:3",
+    ])
+    .success();
+    let inline_rows = json(&inline.join("trials.json"))["trials"].clone();
+    for (a, b) in rows.iter().zip(inline_rows.as_array().unwrap()) {
+        assert_eq!(
+            (&a["trial_id"], &a["accuracy"]),
+            (&b["trial_id"], &b["accuracy"])
+        );
+    }
+
     // best.json names the best complete trial, and train takes it as is.
     let best = json(&out.join("best.json"));
     let best_acc = best["value"].as_f64().unwrap();

@@ -88,4 +88,3 @@ pub fn params_of<T: serde::Serialize>(prefix: &str, value: &T) -> BTreeMap<Strin
     }
     out
 }
-

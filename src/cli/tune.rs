@@ -31,8 +31,17 @@ pub struct TuneArgs {
     #[arg(long, short, value_name = "DIR|URI", required = true)]
     pub data: Option<Location>,
     /// Sweep file in the W&B sweep YAML format (e.g. configs/sweep.yaml): a path or URI.
-    #[arg(long, short, value_name = "FILE|URI", required = true)]
+    #[arg(
+        long,
+        short,
+        value_name = "FILE|URI",
+        required_unless_present = "sweep_text"
+    )]
     pub sweep: Option<Location>,
+    /// The sweep itself, as YAML text, instead of a file (how a compiled Kubeflow pipeline
+    /// passes it: as a pipeline parameter).
+    #[arg(long, value_name = "YAML", conflicts_with = "sweep")]
+    pub sweep_text: Option<String>,
     /// Output directory: journal, trials table, best.json, report.html. A remote URI is
     /// written when the sweep ends (an earlier complete output there is resumed).
     #[arg(long, short, value_name = "DIR|URI", required = true)]
@@ -109,14 +118,21 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     if let Some(TuneCommand::Merge(m)) = args.merge {
         return merge(m);
     }
-    let (Some(data), Some(sweep_path), Some(out)) = (args.data, args.sweep, args.out) else {
+    let (Some(data), Some(out)) = (args.data, args.out) else {
         return Err(Error::Invalid("`tune` needs --data, --sweep and --out".into()).into());
     };
-    let bytes = storage::read_file(&sweep_path)?;
+    // What messages and the run record call the sweep.
+    let (sweep_path, bytes) = match (&args.sweep, args.sweep_text) {
+        (Some(path), _) => (path.to_string(), storage::read_file(path)?),
+        (None, Some(text)) => ("--sweep-text".to_owned(), text.into_bytes()),
+        (None, None) => {
+            return Err(Error::Invalid("`tune` needs --sweep or --sweep-text".into()).into())
+        }
+    };
     let sweep_sha256 = crate::fsutil::sha256_hex(&bytes);
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::malformed(sweep_path.to_string(), "is not UTF-8 text"))?;
-    let sweep = sweep::parse(&text, &sweep_path.to_string())?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| Error::malformed(&sweep_path, "is not UTF-8 text"))?;
+    let sweep = sweep::parse(&text, &sweep_path)?;
     let base = match &args.params {
         Some(p) => super::train::read_params(p)?,
         None => Default::default(),
@@ -149,7 +165,7 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     let tracker = args.track.open()?;
     let mut run = tracker.start_run(args.track.spec("tune"))?;
     run.log_param("data", data.to_string());
-    run.log_param("sweep", sweep_path.to_string());
+    run.log_param("sweep", sweep_path.clone());
     run.log_param("out", out.to_string());
     run.log_param("evaluation", config.evaluation.to_string());
     run.log_param("seed", config.seed.to_string());

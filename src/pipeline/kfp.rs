@@ -20,6 +20,8 @@ pub const SCHEMA_VERSION: &str = "2.1.0";
 
 /// Renders the pipeline for `image` (which must have `bciops` on its PATH or as entrypoint).
 pub fn emit(dag: &Dag, config: &PipelineConfig, image: &str) -> Result<String> {
+    let cluster = super::cluster::for_cluster(dag, config)?;
+    let dag = &cluster;
     let mut e = Emitter {
         dag,
         config,
@@ -28,10 +30,8 @@ pub fn emit(dag: &Dag, config: &PipelineConfig, image: &str) -> Result<String> {
         components: Map::new(),
         executors: Map::new(),
         node_selectors: Map::new(),
-        loop_steps: BTreeSet::new(),
     };
-    collect_loop_steps(&dag.nodes, false, &mut e.loop_steps);
-    let tasks = e.dag_tasks(&dag.nodes, true, None)?;
+    let tasks = e.dag_tasks(&dag.nodes, true)?;
 
     let mut params = Map::new();
     for p in &dag.params {
@@ -68,7 +68,13 @@ pub fn emit(dag: &Dag, config: &PipelineConfig, image: &str) -> Result<String> {
     out.push_str("# Written by `bciops pipeline compile`; upload it to Kubeflow Pipelines.\n");
     out.push_str("# Inputs:\n");
     for p in &dag.params {
-        out.push_str(&format!("#    {}: {}\n", p.name, p.default));
+        let value = p.default.to_string();
+        // A multi-line value (an inline sweep) would end the comment.
+        let shown = match value.lines().count() {
+            0 | 1 => value,
+            n => format!("({n} lines of text)"),
+        };
+        out.push_str(&format!("#    {}: {shown}\n", p.name));
     }
     out.push_str(&to_yaml(&spec)?);
     if !e.node_selectors.is_empty() {
@@ -118,19 +124,6 @@ fn decision_channel(step: &str) -> String {
     channel(&format!("{step}-decision"))
 }
 
-fn collect_loop_steps(nodes: &[Node], inside: bool, out: &mut BTreeSet<String>) {
-    for node in nodes {
-        match node {
-            Node::Step(s) if inside => {
-                out.insert(s.name.clone());
-            }
-            Node::Step(_) | Node::Import { .. } => {}
-            Node::If { body, .. } => collect_loop_steps(body, inside, out),
-            Node::ForShards { body, .. } => collect_loop_steps(body, true, out),
-        }
-    }
-}
-
 /// Names of every step and import inside some nodes, at any depth.
 fn produced(nodes: &[Node], out: &mut BTreeSet<String>) {
     for node in nodes {
@@ -166,19 +159,23 @@ fn needs(node: &Node) -> Needs {
         Node::Import { uri_param, .. } => {
             n.params.insert(uri_param.clone());
         }
-        Node::If { condition, body } => {
-            match condition {
-                Condition::Mode(_) => {
-                    n.params.insert("mode".into());
-                }
-                Condition::Promoted { step } => {
-                    n.decisions.insert(step.clone());
-                }
-            }
-            body_needs(body, &mut n);
-        }
+        Node::If { condition, body } => return needs_of_condition(condition, body),
         Node::ForShards { body, .. } => body_needs(body, &mut n),
     }
+    n
+}
+
+fn needs_of_condition(condition: &Condition, body: &[Node]) -> Needs {
+    let mut n = Needs::default();
+    match condition {
+        Condition::Mode(_) => {
+            n.params.insert("mode".into());
+        }
+        Condition::Promoted { step } => {
+            n.decisions.insert(step.clone());
+        }
+    }
+    body_needs(body, &mut n);
     n
 }
 
@@ -198,19 +195,11 @@ fn body_needs(body: &[Node], n: &mut Needs) {
     }
 }
 
-/// How a producer is reached from a DAG.
-#[derive(Clone)]
-enum Sibling {
-    Direct,
-    InLoop(String),
-}
-
-/// One DAG's view: whether it is the root (where parameters are the pipeline's own), the loop
-/// item parameter when it is a loop's body, and how its producers are reached.
+/// One DAG's view: whether it is the root (where parameters are the pipeline's own), and the
+/// producers that are its own tasks (others are reached through its inputs).
 struct Scope {
     root: bool,
-    loop_item: Option<String>,
-    siblings: BTreeMap<String, Sibling>,
+    siblings: BTreeSet<String>,
 }
 
 struct Emitter<'a> {
@@ -221,7 +210,6 @@ struct Emitter<'a> {
     components: Map<String, Value>,
     executors: Map<String, Value>,
     node_selectors: Map<String, Value>,
-    loop_steps: BTreeSet<String>,
 }
 
 impl Emitter<'_> {
@@ -231,41 +219,20 @@ impl Emitter<'_> {
     }
 
     /// Emits the tasks of one DAG (and, recursively, the components they use).
-    fn dag_tasks(
-        &mut self,
-        nodes: &[Node],
-        root: bool,
-        loop_item: Option<String>,
-    ) -> Result<Map<String, Value>> {
-        // Number this DAG's sub-DAGs first, so that siblings know the loop tasks that collect
-        // their producers' outputs.
+    fn dag_tasks(&mut self, nodes: &[Node], root: bool) -> Result<Map<String, Value>> {
         let mut scope = Scope {
             root,
-            loop_item,
-            siblings: BTreeMap::new(),
+            siblings: BTreeSet::new(),
         };
         let mut ids = vec![None; nodes.len()];
         let mut tasks = Map::new();
         for (i, node) in nodes.iter().enumerate() {
             match node {
-                Node::Step(s) => {
-                    scope.siblings.insert(s.name.clone(), Sibling::Direct);
+                Node::Step(Step { name, .. }) | Node::Import { name, .. } => {
+                    scope.siblings.insert(name.clone());
                 }
-                Node::Import { name, .. } => {
-                    scope.siblings.insert(name.clone(), Sibling::Direct);
-                }
-                Node::If { .. } => {
-                    ids[i] = Some(self.id("condition"));
-                }
-                Node::ForShards { body, .. } => {
-                    let id = self.id("for-loop");
-                    let mut inside = BTreeSet::new();
-                    produced(body, &mut inside);
-                    for step in inside {
-                        scope.siblings.insert(step, Sibling::InLoop(id.clone()));
-                    }
-                    ids[i] = Some(id);
-                }
+                Node::If { .. } => ids[i] = Some(self.id("condition")),
+                Node::ForShards { .. } => return Err(unrolled()),
             }
         }
         for (i, node) in nodes.iter().enumerate() {
@@ -279,10 +246,14 @@ impl Emitter<'_> {
                     name.clone(),
                     self.import_task(name, uri_param, *kind, &scope),
                 ),
-                Node::If { .. } | Node::ForShards { .. } => {
+                Node::If { condition, body } => {
                     let id = ids[i].clone().expect("numbered above");
-                    (id.clone(), self.sub_dag_task(node, &id, &scope)?)
+                    (
+                        id.clone(),
+                        self.condition_task(condition, body, &id, &scope)?,
+                    )
                 }
+                Node::ForShards { .. } => return Err(unrolled()),
             };
             tasks.insert(name, task);
         }
@@ -299,17 +270,13 @@ impl Emitter<'_> {
 
     /// The binding of an artifact input, and the sibling task it makes this one depend on.
     fn bind_artifact(&self, r: &ArtifactRef, scope: &Scope) -> (Value, Option<String>) {
-        match scope.siblings.get(&r.step) {
-            Some(Sibling::Direct) => (
+        if scope.siblings.contains(&r.step) {
+            (
                 json!({"taskOutputArtifact": {"outputArtifactKey": r.output, "producerTask": r.step}}),
                 Some(r.step.clone()),
-            ),
-            Some(Sibling::InLoop(task)) => (
-                json!({"taskOutputArtifact": {
-                    "outputArtifactKey": artifact_channel(r), "producerTask": task}}),
-                Some(task.clone()),
-            ),
-            None => (json!({"componentInputArtifact": artifact_channel(r)}), None),
+            )
+        } else {
+            (json!({"componentInputArtifact": artifact_channel(r)}), None)
         }
     }
 
@@ -322,15 +289,6 @@ impl Emitter<'_> {
         let mut params = Map::new();
         for p in step.params() {
             params.insert(p.clone(), self.bind_param(&p, scope));
-        }
-        if step.args.contains(&Arg::Shard) {
-            let item = scope.loop_item.clone().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "step `{}` takes a shard but is not in a loop",
-                    step.name
-                ))
-            })?;
-            params.insert("shard".into(), json!({"componentInputParameter": item}));
         }
         let mut artifacts = Map::new();
         let mut deps = BTreeSet::new();
@@ -401,18 +359,12 @@ impl Emitter<'_> {
                 .ty;
             params.insert(p, json!({"parameterType": param_type(ty)}));
         }
-        if step.args.contains(&Arg::Shard) {
-            params.insert("shard".into(), json!({"parameterType": "NUMBER_INTEGER"}));
-        }
         let mut artifacts = Map::new();
         for input in &step.inputs {
-            let mut def = json!({"artifactType": artifact_type(input.kind)});
-            let collected =
-                self.loop_steps.contains(&input.from.step) && !self.loop_steps.contains(&step.name);
-            if collected {
-                def["isArtifactList"] = json!(true);
-            }
-            artifacts.insert(input.name.clone(), def);
+            artifacts.insert(
+                input.name.clone(),
+                json!({"artifactType": artifact_type(input.kind)}),
+            );
         }
         let mut component = json!({"executorLabel": format!("exec-{}", step.name)});
         let mut inputs = Map::new();
@@ -448,25 +400,22 @@ impl Emitter<'_> {
         self.components
             .insert(format!("comp-{}", step.name), component);
 
-        let shards = self.config.tune.shards;
-        let args: Vec<Value> = step
+        let args = step
             .args
             .iter()
-            .map(|a| match a {
-                Arg::Lit(s) => json!(s),
-                Arg::Param(p) => json!(format!("{{{{$.inputs.parameters['{p}']}}}}")),
-                Arg::Input(n) => json!(format!("{{{{$.inputs.artifacts['{n}'].path}}}}")),
-                Arg::InputList(n) => json!(format!("{{{{$.inputs.artifacts['{n}']}}}}")),
-                Arg::Output(n) => json!(format!("{{{{$.outputs.artifacts['{n}'].path}}}}")),
-                Arg::OutputParam(n) => {
-                    json!(format!("{{{{$.outputs.parameters['{n}'].output_file}}}}"))
-                }
-                // The kfp SDK's ConcatPlaceholder, as it serialises it.
-                Arg::Shard => json!(format!(
-                    "{{\"Concat\": [\"{{{{$.inputs.parameters['shard']}}}}\", \"/{shards}\"]}}"
-                )),
+            .map(|a| {
+                Ok(match a {
+                    Arg::Lit(s) => json!(s),
+                    Arg::Param(p) => json!(format!("{{{{$.inputs.parameters['{p}']}}}}")),
+                    Arg::Input(n) => json!(format!("{{{{$.inputs.artifacts['{n}'].path}}}}")),
+                    Arg::Output(n) => json!(format!("{{{{$.outputs.artifacts['{n}'].path}}}}")),
+                    Arg::OutputParam(n) => {
+                        json!(format!("{{{{$.outputs.parameters['{n}'].output_file}}}}"))
+                    }
+                    Arg::InputList(_) | Arg::Shard => return Err(unrolled()),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Value>>>()?;
         let mut command = vec!["bciops".to_owned()];
         command.extend(step.command.iter().cloned());
         let mut container = json!({"args": args, "command": command, "image": self.image});
@@ -488,21 +437,16 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    /// A condition or loop: its sub-DAG component and the task that runs it.
-    fn sub_dag_task(&mut self, node: &Node, id: &str, scope: &Scope) -> Result<Value> {
-        let n = needs(node);
-        let body = match node {
-            Node::If { body, .. } | Node::ForShards { body, .. } => body,
-            _ => unreachable!("only sub-DAG nodes"),
-        };
-        let loop_item = match node {
-            Node::ForShards { .. } => Some(channel(&format!(
-                "loop-item-param-{}",
-                id.trim_start_matches("for-loop-")
-            ))),
-            _ => None,
-        };
-        let inner_tasks = self.dag_tasks(body, false, loop_item.clone())?;
+    /// A condition: its sub-DAG component and the task that runs it.
+    fn condition_task(
+        &mut self,
+        condition: &Condition,
+        body: &[Node],
+        id: &str,
+        scope: &Scope,
+    ) -> Result<Value> {
+        let n = needs_of_condition(condition, body);
+        let inner_tasks = self.dag_tasks(body, false)?;
 
         // The sub-DAG's inputs, and how this DAG feeds them.
         let mut def_params = Map::new();
@@ -521,12 +465,11 @@ impl Emitter<'_> {
         }
         for d in &n.decisions {
             def_params.insert(decision_channel(d), json!({"parameterType": "STRING"}));
-            let binding = match scope.siblings.get(d) {
-                Some(Sibling::Direct) => {
-                    deps.insert(d.clone());
-                    json!({"taskOutputParameter": {"outputParameterKey": "decision", "producerTask": d}})
-                }
-                _ => json!({"componentInputParameter": decision_channel(d)}),
+            let binding = if scope.siblings.contains(d) {
+                deps.insert(d.clone());
+                json!({"taskOutputParameter": {"outputParameterKey": "decision", "producerTask": d}})
+            } else {
+                json!({"componentInputParameter": decision_channel(d)})
             };
             in_params.insert(decision_channel(d), binding);
         }
@@ -539,12 +482,7 @@ impl Emitter<'_> {
             in_artifacts.insert(artifact_channel(r), binding);
             deps.extend(dep);
         }
-        if let Some(item) = &loop_item {
-            def_params.insert(item.clone(), json!({"parameterType": "NUMBER_INTEGER"}));
-        }
 
-        let mut dag = json!({"tasks": inner_tasks});
-        let mut component = json!({});
         let mut defs = Map::new();
         if !def_artifacts.is_empty() {
             defs.insert("artifacts".into(), Value::Object(def_artifacts));
@@ -552,65 +490,22 @@ impl Emitter<'_> {
         if !def_params.is_empty() {
             defs.insert("parameters".into(), Value::Object(def_params));
         }
-        component["inputDefinitions"] = Value::Object(defs);
+        self.components.insert(
+            format!("comp-{id}"),
+            json!({"dag": {"tasks": inner_tasks}, "inputDefinitions": defs}),
+        );
 
-        let mut task = json!({
-            "componentRef": {"name": format!("comp-{id}")},
-            "taskInfo": {"name": id},
-        });
-        match node {
-            Node::If { condition, .. } => {
-                let expr = match condition {
-                    Condition::Mode(m) => format!(
-                        "inputs.parameter_values['{}'] == '{}'",
-                        channel("mode"),
-                        m.as_str()
-                    ),
-                    Condition::Promoted { step } => format!(
-                        "inputs.parameter_values['{}'] == 'promoted'",
-                        decision_channel(step)
-                    ),
-                };
-                task["triggerPolicy"] = json!({"condition": expr});
-            }
-            Node::ForShards { shards, body } => {
-                // `tune --shard I/N` counts from 1.
-                let items: Vec<String> = (1..=*shards).map(|i| i.to_string()).collect();
-                task["parameterIterator"] = json!({
-                    "itemInput": loop_item.clone().expect("loops have an item"),
-                    "items": {"raw": format!("[{}]", items.join(", "))},
-                });
-                task["iteratorPolicy"] = json!({"parallelismLimit": shards});
-                // Every output of the loop's steps leaves it as a list, one per shard.
-                let mut selectors = Map::new();
-                let mut out_defs = Map::new();
-                for child in body {
-                    if let Node::Step(s) = child {
-                        for (out, kind) in &s.outputs {
-                            let r = ArtifactRef {
-                                step: s.name.clone(),
-                                output: out.clone(),
-                            };
-                            selectors.insert(
-                                artifact_channel(&r),
-                                json!({"artifactSelectors": [
-                                    {"outputArtifactKey": out, "producerSubtask": s.name}]}),
-                            );
-                            out_defs.insert(
-                                artifact_channel(&r),
-                                json!({"artifactType": artifact_type(*kind), "isArtifactList": true}),
-                            );
-                        }
-                    }
-                }
-                dag["outputs"] = json!({"artifacts": selectors});
-                component["outputDefinitions"] = json!({"artifacts": out_defs});
-            }
-            _ => {}
-        }
-        component["dag"] = dag;
-        self.components.insert(format!("comp-{id}"), component);
-
+        let expr = match condition {
+            Condition::Mode(m) => format!(
+                "inputs.parameter_values['{}'] == '{}'",
+                channel("mode"),
+                m.as_str()
+            ),
+            Condition::Promoted { step } => format!(
+                "inputs.parameter_values['{}'] == 'promoted'",
+                decision_channel(step)
+            ),
+        };
         let mut inputs = Map::new();
         if !in_artifacts.is_empty() {
             inputs.insert("artifacts".into(), Value::Object(in_artifacts));
@@ -618,12 +513,22 @@ impl Emitter<'_> {
         if !in_params.is_empty() {
             inputs.insert("parameters".into(), Value::Object(in_params));
         }
-        task["inputs"] = Value::Object(inputs);
+        let mut task = json!({
+            "componentRef": {"name": format!("comp-{id}")},
+            "inputs": inputs,
+            "taskInfo": {"name": id},
+            "triggerPolicy": {"condition": expr},
+        });
         if !deps.is_empty() {
             task["dependentTasks"] = json!(deps);
         }
         Ok(task)
     }
+}
+
+/// Shard loops and input lists reach the emitter only unrolled (`cluster::for_cluster`).
+fn unrolled() -> Error {
+    Error::Internal("a shard loop reached the Kubeflow emitter without being unrolled".into())
 }
 
 /// A resource setting: config field, value, old and current IR field, parser, what it is.
@@ -759,12 +664,19 @@ mod tests {
             "inputs.parameter_values['pipelinechannel--mode'] == 'tune'",
             "inputs.parameter_values['pipelinechannel--mode'] == 'train'",
             "inputs.parameter_values['pipelinechannel--compare-register-decision'] == 'promoted'",
-            "raw: '[1, 2, 3]'",
             "{{$.outputs.parameters[''decision''].output_file}}",
             "resourceMemoryLimit: 8Gi",
-            "isArtifactList: true",
+            // The shards unrolled with a literal `--shard`, merged from one input each, and
+            // the checkout's sweep inline (issue 19: the backend resolves none of a list
+            // placeholder, `Concat` or a path on the compiling machine).
+            "- --shard\n        - 3/3",
+            "'{{$.inputs.artifacts[''shards-3''].path}}'",
+            "- --sweep-text\n        - '{{$.inputs.parameters[''sweep_yaml'']}}'",
         ] {
             assert!(yaml.contains(needle), "`{needle}` missing:\n{yaml}");
+        }
+        for absent in ["Concat", "isArtifactList", "parameterIterator", "sweep_uri"] {
+            assert!(!yaml.contains(absent), "`{absent}` present:\n{yaml}");
         }
         // No node selector configured: no platform document.
         assert!(!yaml.contains("\n---\n"));
