@@ -268,6 +268,27 @@ mod hostile_tests {
         }
     }
 
+    #[test]
+    fn an_fp32_value_beyond_its_range_is_refused_at_decode() {
+        // Finite as f64, infinite once narrowed to FP32: the one finiteness check is the
+        // decoder's, so it must come after the narrowing.
+        let e = decode(&request("[1, 1, 3]", "FP32", "[1, 1e39, 2]")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.message
+                .contains("trial 0 channel 0 sample 1 is `inf`: values must be finite"),
+            "{}",
+            e.message
+        );
+        assert!(decode(&request("[1, 1, 3]", "FP64", "[1, 1e39, 2]")).is_ok());
+        let e = decode(&request("[1, 1, 1]", "FP64", "[1e400]")).unwrap_err();
+        assert!(
+            e.message.contains("not a V2 inference request"),
+            "{}",
+            e.message
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
