@@ -2,9 +2,12 @@
 //! `X.tolist()` writes float32 data: up to 17 significant digits), three ways:
 //! serde_json into `Vec<Vec<Vec<f32>>>`, into `Vec<Vec<Vec<f64>>>` (then flattened), serde_json
 //! with the server's flattening visitor (what V2 bodies use), and the server's scanner (what
-//! `/classify` uses) on one thread and cut in two.
+//! `/classify` uses) on one thread and cut in two. Then the number parser alone, the
+//! server's `decimal::parse` against `lexical-core` (JSON number format, partial parse),
+//! `fast-float2` and the standard library, each walking the same 16 500 numbers.
 //! `cargo bench --bench serve_json`
 
+use bciops::serve::decimal;
 use bciops::serve::tensor::Nested;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
@@ -59,6 +62,68 @@ fn bench(c: &mut Criterion) {
         },
     );
     g.finish();
+
+    let mut g = c.benchmark_group(format!("numbers of json 1x22x750 ({} bytes)", body.len()));
+    let reference = walk(&body, decimal::parse);
+    assert_eq!(walk(&body, lexical), reference);
+    assert_eq!(walk(&body, fast_float), reference);
+    assert_eq!(walk(&body, std_parse), reference);
+    g.bench_function("decimal::parse (hand-written)", |b| {
+        b.iter(|| walk(black_box(&body), decimal::parse))
+    });
+    g.bench_function("lexical-core, JSON format, partial", |b| {
+        b.iter(|| walk(black_box(&body), lexical))
+    });
+    g.bench_function("fast-float2, partial", |b| {
+        b.iter(|| walk(black_box(&body), fast_float))
+    });
+    g.bench_function("std str::parse on the token", |b| {
+        b.iter(|| walk(black_box(&body), std_parse))
+    });
+    g.finish();
+}
+
+/// Parses every number of `body` with `parse` (the brackets, commas and spaces between them
+/// skipped the same way for all), returning the bits of their sum and their count.
+fn walk(body: &[u8], parse: impl Fn(&[u8], usize) -> Result<(f64, usize), String>) -> (u64, usize) {
+    let (mut sum, mut count, mut pos) = (0.0f64, 0, 0);
+    while pos < body.len() {
+        match body[pos] {
+            b'-' | b'0'..=b'9' => {
+                let (v, end) = parse(body, pos).unwrap();
+                sum += v;
+                count += 1;
+                pos = end;
+            }
+            _ => pos += 1,
+        }
+    }
+    (sum.to_bits(), count)
+}
+
+const JSON: u128 = lexical_core::format::JSON;
+const LEXICAL: lexical_core::ParseFloatOptions = lexical_core::ParseFloatOptions::new();
+
+fn lexical(s: &[u8], start: usize) -> Result<(f64, usize), String> {
+    lexical_core::parse_partial_with_options::<f64, JSON>(&s[start..], &LEXICAL)
+        .map(|(v, n)| (v, start + n))
+        .map_err(|e| e.to_string())
+}
+
+fn fast_float(s: &[u8], start: usize) -> Result<(f64, usize), String> {
+    fast_float2::parse_partial::<f64, _>(&s[start..])
+        .map(|(v, n)| (v, start + n))
+        .map_err(|e| e.to_string())
+}
+
+fn std_parse(s: &[u8], start: usize) -> Result<(f64, usize), String> {
+    let end = start
+        + s[start..]
+            .iter()
+            .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .unwrap_or(s.len() - start);
+    let token = std::str::from_utf8(&s[start..end]).map_err(|e| e.to_string())?;
+    token.parse().map(|v| (v, end)).map_err(|e| format!("{e}"))
 }
 
 criterion_group!(benches, bench);

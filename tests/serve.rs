@@ -290,7 +290,7 @@ fn every_endpoint_answers() {
     );
 
     // A body over 1 MiB is predicted on the blocking pool, a lone smaller one on the runtime
-    // worker that read it (`serve::routes::blocking`): the labels are the same.
+    // worker that read it (`serve::work::Scheduler::blocking`): the labels are the same.
     let many = trials_json(&f.x, 8);
     assert!(serde_json::to_vec(&many).unwrap().len() > 1 << 20);
     let (code, all) = server.post_json("/classify", &many);

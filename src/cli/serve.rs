@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::serve::reload::{
     is_registry_reference, BucketDirSource, DirSource, ModelSource, RegistrySource,
 };
-use crate::serve::routes::Limits;
+use crate::serve::state::Limits;
 use crate::serve::{self, ConnLimits, ServeConfig};
 use crate::storage::Location;
 

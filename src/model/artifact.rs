@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{FilterMeta, WindowMeta};
@@ -118,20 +119,63 @@ impl ModelFile {
     }
 
     /// Classifies one raw (unfiltered) trial, channels × samples in µV: the model's band-pass
-    /// is applied to the trial alone, then CSP and the SVM. This is what a server does.
-    pub fn predict_raw_trial(&self, trial: ndarray::ArrayView2<f64>) -> Result<usize> {
-        let (c, s) = self.trial_shape();
-        if trial.dim() != (c, s) {
-            return Err(Error::Data(format!(
-                "a trial of {} × {} does not fit the model's {c} channels × {s} samples",
-                trial.nrows(),
-                trial.ncols()
-            )));
-        }
+    /// is applied to the trial alone, then CSP and the SVM. The trial's values are checked
+    /// for finiteness here: this is the entry point for a trial from anywhere.
+    pub fn predict_raw_trial(&self, trial: ArrayView2<f64>) -> Result<usize> {
+        self.fits((trial.nrows(), trial.ncols()))?;
         if trial.iter().any(|v| !v.is_finite()) {
             return Err(Error::Data("the trial holds a non-finite value".into()));
         }
         let mode: FilterMode = self.preprocessing.filter.mode.parse()?;
+        self.filter_and_predict(trial, mode)
+    }
+
+    /// Classifies a batch of raw trials (trials × channels × samples, µV) as
+    /// [`ModelFile::predict_raw_trial`] does each one, and with `scores` also returns the
+    /// decision values (trials × machines). This is what a server does. The values must be
+    /// finite: the server checks them once, where it decodes a request body, so they are
+    /// not scanned again here (a non-finite value would still be refused, by the SVM's
+    /// check of the features it yields, with a less precise message).
+    pub fn predict_raw_batch(
+        &self,
+        trials: ArrayView3<f64>,
+        scores: bool,
+    ) -> Result<(Vec<usize>, Option<Array2<f64>>)> {
+        let (n, c, s) = trials.dim();
+        self.fits((c, s))?;
+        let mode: FilterMode = self.preprocessing.filter.mode.parse()?;
+        if !scores {
+            // Trial by trial: the per-trial path allocates no batch of features.
+            let labels = trials
+                .outer_iter()
+                .map(|t| self.filter_and_predict(t, mode))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok((labels, None));
+        }
+        let mut filtered = Array3::<f64>::zeros((n, c, s));
+        for (t, mut out) in trials.outer_iter().zip(filtered.outer_iter_mut()) {
+            let mut t = t.to_owned();
+            filter::filter_rows(&self.preprocessing.filter.sos, mode, &mut t)?;
+            out.assign(&t);
+        }
+        let labels = self.fitted.predict(filtered.view())?;
+        let decision = self.fitted.decision_function(filtered.view())?;
+        Ok((labels, Some(decision)))
+    }
+
+    /// Refuses a trial shape (channels, samples) other than the model's.
+    fn fits(&self, (rows, cols): (usize, usize)) -> Result<()> {
+        let (c, s) = self.trial_shape();
+        if (rows, cols) != (c, s) {
+            return Err(Error::Data(format!(
+                "a trial of {rows} × {cols} does not fit the model's {c} channels × {s} samples"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The band-pass on one trial, then CSP and the SVM.
+    fn filter_and_predict(&self, trial: ArrayView2<f64>, mode: FilterMode) -> Result<usize> {
         let mut filtered = trial.to_owned();
         filter::filter_rows(&self.preprocessing.filter.sos, mode, &mut filtered)?;
         self.fitted.predict_trial(filtered.view())

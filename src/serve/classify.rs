@@ -3,16 +3,19 @@
 //! (`application/octet-stream`, shape in the `X-Tensor-Shape` header or `?shape=`), or a
 //! `.npy` file (`application/x-npy`); the answer is the labels, `["left", …]`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Extension;
 use serde::Deserialize;
 
-use super::routes::{blocking, Admitted, ApiError, Shared};
-use super::tensor::{self, infer, Nested, Trials};
+use super::answer::{json_answer, Timed};
+use super::error::ApiError;
+use super::state::Shared;
+use super::tensor::{self, Nested, Trials};
+use super::work::Admitted;
 
 /// The body formats `/classify` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +53,6 @@ pub struct ShapeQuery {
     shape: Option<String>,
 }
 
-/// Time spent decoding the body and predicting, for metrics and the `Server-Timing` header.
-pub struct Timed<T> {
-    pub value: T,
-    pub parse: Duration,
-    pub infer: Duration,
-}
-
 pub async fn classify(
     State(st): State<Shared>,
     Extension(admitted): Extension<Admitted>,
@@ -76,75 +72,46 @@ pub async fn classify(
     } = admitted;
     let served = model.clone();
     // When cores are idle, pieces of a JSON body are read on the runtime's blocking pool too
-    // (see `blocking`). Splitting the band-pass the same way measured no faster: waking a
+    // (see `Scheduler::blocking`). Splitting the band-pass the same way measured no faster: waking a
     // thread costs about what filtering half the channels saves.
     let runtime = tokio::runtime::Handle::current();
-    let timed = blocking(&st, permit, bytes.len(), move |threads| {
-        let spawn = |job| {
-            runtime.spawn_blocking(job);
-        };
-        let t0 = Instant::now();
-        let trials: Trials = match format {
-            BodyFormat::Json => {
-                let n = Nested::from_json_on(&bytes, threads, &spawn)?;
-                Trials::from_shape(&n.shape, n.data)?
-            }
-            BodyFormat::F32 => {
-                let shape = shape.as_deref().map(tensor::parse_shape).transpose()?;
-                tensor::from_f32_le(&bytes, shape.as_deref(), &served.model)?
-            }
-            BodyFormat::Npy => tensor::from_npy(&bytes)?,
-        };
-        trials.check(&served.model)?;
-        let parse = t0.elapsed();
-        let t1 = Instant::now();
-        let (labels, _) = infer(&served.model, &trials, false)?;
-        let infer = t1.elapsed();
-        let names: Vec<&str> = labels
-            .iter()
-            .map(|&c| served.model.classes[c].as_str())
-            .collect();
-        let body = serde_json::to_vec(&names).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}"))
-        })?;
-        Ok(Timed {
-            value: body,
-            parse,
-            infer,
+    let timed = st
+        .work
+        .blocking(permit, bytes.len(), move |threads| {
+            let spawn = |job| {
+                runtime.spawn_blocking(job);
+            };
+            let t0 = Instant::now();
+            let trials: Trials = match format {
+                BodyFormat::Json => {
+                    // The scanner has refused non-finite numbers already.
+                    let n = Nested::from_json_on(&bytes, threads, &spawn)?;
+                    Trials::from_shape(&n.shape, n.data)?
+                }
+                BodyFormat::F32 => {
+                    let shape = shape.as_deref().map(tensor::parse_shape).transpose()?;
+                    tensor::from_f32_le(&bytes, shape.as_deref(), &served.model)?
+                }
+                BodyFormat::Npy => tensor::from_npy(&bytes)?,
+            };
+            trials.check(&served.model)?;
+            let parse = t0.elapsed();
+            let t1 = Instant::now();
+            let (labels, _) = served.model.predict_raw_batch(trials.view(), false)?;
+            let infer = t1.elapsed();
+            let names: Vec<&str> = labels
+                .iter()
+                .map(|&c| served.model.classes[c].as_str())
+                .collect();
+            let body = serde_json::to_vec(&names).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}"))
+            })?;
+            Ok(Timed {
+                value: body,
+                parse,
+                infer,
+            })
         })
-    })
-    .await?;
-    Ok(json_answer(&st, timed, &model.version))
-}
-
-/// `Server-Timing: parse;dur=…, infer;dur=…` (milliseconds) and the model version, so a
-/// client can split the cost of a request without scraping metrics.
-/// A JSON answer with the timing headers, once parse and inference time are counted.
-pub fn json_answer(st: &Shared, timed: Timed<Vec<u8>>, version: &str) -> Response {
-    st.metrics.parse(timed.parse);
-    st.metrics.inference(timed.infer);
-    let mut r = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        timed.value,
-    )
-        .into_response();
-    add_timing(&mut r, timed.parse, timed.infer, version);
-    r
-}
-
-pub fn add_timing(r: &mut Response, parse: Duration, infer: Duration, version: &str) {
-    let value = format!(
-        "parse;dur={:.3}, infer;dur={:.3}",
-        parse.as_secs_f64() * 1e3,
-        infer.as_secs_f64() * 1e3
-    );
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        r.headers_mut().insert("server-timing", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(version) {
-        r.headers_mut().insert("x-model-version", v);
-    }
+        .await?;
+    Ok(json_answer(&st.metrics, timed, &model.version))
 }

@@ -9,17 +9,24 @@
 //! the model, SIGTERM (or Ctrl-C) stops accepting connections and answers the requests
 //! received, within a deadline (see [`server`]).
 
+mod answer;
+mod body;
 pub mod classify;
-mod decimal;
+// Public only so that `benches/serve_json.rs` can measure it against other parsers.
+#[doc(hidden)]
+pub mod decimal;
+pub mod error;
 pub mod metrics;
 pub mod openapi;
 mod pow5_table;
 pub mod reload;
-pub mod routes;
+pub mod router;
 mod server;
+pub mod state;
 pub mod tensor;
 pub mod v2;
 mod wire;
+pub mod work;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -32,8 +39,8 @@ use tokio::sync::Notify;
 use crate::error::{Error, Result};
 use metrics::Metrics;
 use reload::{ModelSource, Reload, Slot};
-use routes::{AppState, Limits, Shared};
 pub use server::ConnLimits;
+use state::{AppState, Limits, Shared};
 
 /// Everything `serve` needs besides the model source.
 #[derive(Debug, Clone)]
@@ -125,7 +132,7 @@ async fn serve(config: ServeConfig, source: Arc<dyn ModelSource>) -> Result<()> 
     }
     tokio::spawn(on_sighup(state.clone(), source.clone())?);
 
-    let app = routes::router(state.clone(), config.panic_route, config.sleep_route);
+    let app = router::router(state.clone(), config.panic_route, config.sleep_route);
     let shutdown = {
         let (state, stop) = (state.clone(), stop.clone());
         async move {

@@ -6,7 +6,7 @@
 //!
 //! Draining: the listener stops (after taking in the connections the kernel had already
 //! completed, whose clients may have sent a request), every answer from then on says
-//! `Connection: close` (see `routes::observe`), and connections idle at that moment are kept
+//! `Connection: close` (see `router::observe`), and connections idle at that moment are kept
 //! for [`DRAIN_GRACE`], so that a request already on its way down one is answered rather
 //! than lost. Then each connection is shut down the way hyper does it gracefully: an idle one
 //! at once, one with a request in flight after its answer; one with only part of a request

@@ -1,24 +1,26 @@
 //! Request bodies decoded into one flat batch of trials: nested JSON arrays (the original's
-//! `/classify` payload and V2 `data`), little-endian f32 bytes, and `.npy` files.
+//! `/classify` payload and V2 `data`), little-endian f32 bytes, and `.npy` files. Decoding
+//! only: the shape is checked against the model by [`Trials::check`], and the model
+//! predicts ([`crate::model::artifact::ModelFile::predict_raw_batch`]).
 //!
 //! Number parsing dominates a JSON request (the original's payload is 16 500 numbers of up to
 //! 17 digits, 330 KB), so `/classify` bodies go through [`scan`], a scanner for exactly this
-//! shape of JSON that hands each number to the standard library's correctly rounded parser;
-//! V2 bodies, a JSON object around the tensor, go through serde_json with a visitor that
-//! writes numbers straight into one flat `Vec<f64>` and checks that the nesting is
-//! rectangular as it goes. Both give the same bits (tested).
+//! shape of JSON that reads each number with [`super::decimal::parse`] (grammar check and
+//! conversion in one pass, correctly rounded); V2 bodies, a JSON object around the tensor, go
+//! through serde_json with a visitor that writes numbers straight into one flat `Vec<f64>`
+//! and checks that the nesting is rectangular as it goes. Both give the same bits (tested).
+//! Every decoder refuses non-finite values, once (see [`Trials::finite`]).
 
 use std::fmt;
 
 use bytes::Bytes;
-use ndarray::{Array2, Array3, ArrayView2};
+use ndarray::{ArrayView2, ArrayView3};
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
 use super::decimal;
 use crate::dataset::npy::NpyHeader;
 use crate::error::{Error, Result};
 use crate::model::artifact::ModelFile;
-use crate::signal::filter::{self, FilterMode};
 
 /// A batch of trials, trials × channels × samples, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +63,14 @@ impl Trials {
             .expect("a slice of channels × samples")
     }
 
-    /// Refuses a batch the model cannot take, naming the first problem.
+    /// The batch as trials × channels × samples, for the model.
+    pub fn view(&self) -> ArrayView3<'_, f64> {
+        ArrayView3::from_shape((self.n, self.channels, self.samples), &self.data)
+            .expect("n × channels × samples values, checked by `from_shape`")
+    }
+
+    /// Refuses a batch the model cannot take, naming the first problem. The values are not
+    /// looked at: each decoder has refused non-finite ones already (see [`Trials::finite`]).
     pub fn check(&self, model: &ModelFile) -> Result<()> {
         let (c, s) = model.trial_shape();
         if self.n == 0 {
@@ -79,44 +88,27 @@ impl Trials {
                 self.samples
             )));
         }
+        Ok(())
+    }
+
+    /// Refuses a non-finite value, naming where it is. The one finiteness check of a request:
+    /// the binary, `.npy` and V2 decoders end with it (a float32 can be NaN or infinite, and
+    /// so can a V2 FP32 value once narrowed), and the `/classify` JSON scanner refuses an
+    /// out-of-range number as it parses it. The model then trusts the values
+    /// ([`ModelFile::predict_raw_batch`]).
+    pub fn finite(self) -> Result<Self> {
         if let Some(i) = self.data.iter().position(|v| !v.is_finite()) {
-            let per = c * s;
+            let per = self.channels * self.samples;
             return Err(Error::Data(format!(
                 "trial {} channel {} sample {} is `{}`: values must be finite",
                 i / per,
-                i % per / s,
-                i % s,
+                i % per / self.samples,
+                i % self.samples,
                 self.data[i]
             )));
         }
-        Ok(())
+        Ok(self)
     }
-}
-
-/// Class indices, and decision values (trials × machines) when `scores`.
-pub fn infer(
-    model: &ModelFile,
-    trials: &Trials,
-    scores: bool,
-) -> Result<(Vec<usize>, Option<Array2<f64>>)> {
-    trials.check(model)?;
-    if !scores {
-        let labels = (0..trials.n)
-            .map(|i| model.predict_raw_trial(trials.trial(i)))
-            .collect::<Result<Vec<_>>>()?;
-        return Ok((labels, None));
-    }
-    // The same steps as `predict_raw_trial`, on the whole batch, to get decision values too.
-    let mode: FilterMode = model.preprocessing.filter.mode.parse()?;
-    let mut filtered = Array3::<f64>::zeros((trials.n, trials.channels, trials.samples));
-    for (i, mut out) in filtered.outer_iter_mut().enumerate() {
-        let mut t = trials.trial(i).to_owned();
-        filter::filter_rows(&model.preprocessing.filter.sos, mode, &mut t)?;
-        out.assign(&t);
-    }
-    let labels = model.fitted.predict(filtered.view())?;
-    let decision = model.fitted.decision_function(filtered.view())?;
-    Ok((labels, Some(decision)))
 }
 
 /// A nested JSON array of numbers, flattened: `data` in row-major order and its `shape`.
@@ -594,7 +586,7 @@ pub fn from_f32_le(bytes: &[u8], shape: Option<&[usize]>, model: &ModelFile) -> 
         }
         None => vec![data.len() / (c * s).max(1), c, s],
     };
-    Trials::from_shape(&shape, data)
+    Trials::from_shape(&shape, data)?.finite()
 }
 
 /// Parses `N,C,S` (or `C,S`) from a header or query value.
@@ -639,7 +631,7 @@ pub fn from_npy(bytes: &[u8]) -> Result<Trials> {
         let data = a.iter().map(|&v| f64::from(v)).collect();
         (a.shape().to_vec(), data)
     };
-    Trials::from_shape(&shape, data)
+    Trials::from_shape(&shape, data)?.finite()
 }
 
 #[cfg(test)]

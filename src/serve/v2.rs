@@ -11,10 +11,12 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::classify::{json_answer, Timed};
+use super::answer::{json_answer, Timed};
+use super::error::ApiError;
 use super::reload::LoadedModel;
-use super::routes::{blocking, Admitted, ApiError, Shared};
-use super::tensor::{infer as run_model, Nested, Trials};
+use super::state::Shared;
+use super::tensor::{Nested, Trials};
+use super::work::Admitted;
 
 pub const INPUT: &str = "eeg";
 
@@ -163,7 +165,8 @@ fn decode(bytes: &[u8]) -> Result<(Option<String>, Trials), ApiError> {
             )))
         }
     }
-    let trials = Trials::from_shape(&input.shape, data)?;
+    // serde_json refuses a number beyond f64's range, but narrowing to FP32 can overflow.
+    let trials = Trials::from_shape(&input.shape, data)?.finite()?;
     Ok((req.id, trials))
 }
 
@@ -178,51 +181,53 @@ pub async fn infer(
         permit,
     } = admitted;
     let served = model.clone();
-    let timed = blocking(&st, permit, bytes.len(), move |_threads| {
-        let t0 = Instant::now();
-        let (id, trials) = decode(&bytes)?;
-        trials.check(&served.model)?;
-        let parse = t0.elapsed();
-        let t1 = Instant::now();
-        let (labels, scores) = run_model(&served.model, &trials, true)?;
-        let infer = t1.elapsed();
-        let scores = scores.expect("scores were asked for");
-        let m = &served;
-        let response = InferResponse {
-            model_name: &m.name,
-            model_version: &m.version,
-            id,
-            outputs: vec![
-                OutputTensor {
-                    name: "labels",
-                    shape: vec![labels.len()],
-                    datatype: "BYTES",
-                    data: OutputData::Bytes(
-                        labels
-                            .iter()
-                            .map(|&c| m.model.classes[c].as_str())
-                            .collect(),
-                    ),
-                },
-                OutputTensor {
-                    name: "scores",
-                    shape: vec![scores.nrows(), scores.ncols()],
-                    datatype: "FP64",
-                    data: OutputData::Fp64(scores.iter().copied().collect()),
-                },
-            ],
-        };
-        let body = serde_json::to_vec(&response).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}"))
-        })?;
-        Ok(Timed {
-            value: body,
-            parse,
-            infer,
+    let timed = st
+        .work
+        .blocking(permit, bytes.len(), move |_threads| {
+            let t0 = Instant::now();
+            let (id, trials) = decode(&bytes)?;
+            trials.check(&served.model)?;
+            let parse = t0.elapsed();
+            let t1 = Instant::now();
+            let (labels, scores) = served.model.predict_raw_batch(trials.view(), true)?;
+            let infer = t1.elapsed();
+            let scores = scores.expect("scores were asked for");
+            let m = &served;
+            let response = InferResponse {
+                model_name: &m.name,
+                model_version: &m.version,
+                id,
+                outputs: vec![
+                    OutputTensor {
+                        name: "labels",
+                        shape: vec![labels.len()],
+                        datatype: "BYTES",
+                        data: OutputData::Bytes(
+                            labels
+                                .iter()
+                                .map(|&c| m.model.classes[c].as_str())
+                                .collect(),
+                        ),
+                    },
+                    OutputTensor {
+                        name: "scores",
+                        shape: vec![scores.nrows(), scores.ncols()],
+                        datatype: "FP64",
+                        data: OutputData::Fp64(scores.iter().copied().collect()),
+                    },
+                ],
+            };
+            let body = serde_json::to_vec(&response).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}"))
+            })?;
+            Ok(Timed {
+                value: body,
+                parse,
+                infer,
+            })
         })
-    })
-    .await?;
-    Ok(json_answer(&st, timed, &model.version))
+        .await?;
+    Ok(json_answer(&st.metrics, timed, &model.version))
 }
 
 /// Requests whose `shape` claims huge, zero or overflowing sizes (issue 16).
@@ -261,6 +266,27 @@ mod hostile_tests {
                 e.message
             );
         }
+    }
+
+    #[test]
+    fn an_fp32_value_beyond_its_range_is_refused_at_decode() {
+        // Finite as f64, infinite once narrowed to FP32: the one finiteness check is the
+        // decoder's, so it must come after the narrowing.
+        let e = decode(&request("[1, 1, 3]", "FP32", "[1, 1e39, 2]")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.message
+                .contains("trial 0 channel 0 sample 1 is `inf`: values must be finite"),
+            "{}",
+            e.message
+        );
+        assert!(decode(&request("[1, 1, 3]", "FP64", "[1, 1e39, 2]")).is_ok());
+        let e = decode(&request("[1, 1, 1]", "FP64", "[1e400]")).unwrap_err();
+        assert!(
+            e.message.contains("not a V2 inference request"),
+            "{}",
+            e.message
+        );
     }
 
     proptest! {
