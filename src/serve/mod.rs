@@ -105,7 +105,7 @@ async fn serve(config: ServeConfig, source: Arc<dyn ModelSource>) -> Result<()> 
             let src = source.clone();
             let outcome = tokio::task::spawn_blocking(move || slot.reload(src.as_ref(), true))
                 .await
-                .unwrap_or_else(|_| Err(Error::Invalid("loading the model panicked".into())));
+                .unwrap_or_else(|_| Err(Error::Internal("loading the model panicked".into())));
             match outcome {
                 Ok(_) => {
                     let m = state.slot.get().expect("just loaded");
@@ -162,7 +162,7 @@ async fn reload_now(state: &Shared, source: &Arc<dyn ModelSource>, force: bool) 
     let (slot, src) = (state.slot.clone(), source.clone());
     let outcome = tokio::task::spawn_blocking(move || slot.reload(src.as_ref(), force))
         .await
-        .unwrap_or_else(|_| Err(Error::Invalid("the reload panicked".into())));
+        .unwrap_or_else(|_| Err(Error::Internal("the reload panicked".into())));
     match outcome {
         Ok(Reload::Swapped { version }) => {
             let m = state.slot.get().expect("just swapped");
