@@ -12,7 +12,6 @@ use crate::model::artifact::{self, ModelFile};
 use crate::model::metrics::Scores;
 use crate::preprocess::{self, PreprocessConfig};
 use crate::signal::epochs::EpochSpec;
-use crate::signal::filter::FilterMode;
 
 /// What to compute besides labels.
 #[derive(Debug, Clone, Copy, Default)]
@@ -98,7 +97,7 @@ pub fn check_compatible(model: &ModelFile, data: &Dataset, name: &str) -> Result
 /// dataset, so what was trained is exactly what is applied.
 fn preprocess_for(model: &ModelFile, inputs: &[PathBuf]) -> Result<(Dataset, TempDir)> {
     let p = &model.preprocessing;
-    let mode: FilterMode = p.filter.mode.parse()?;
+    let mode = p.filter.mode;
     let config = PreprocessConfig {
         subjects: None,
         sessions: None,

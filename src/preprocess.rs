@@ -619,7 +619,7 @@ pub fn run(
             kind: "butterworth".to_owned(),
             order: config.order,
             band: [config.band.0, config.band.1],
-            mode: config.mode.to_string(),
+            mode: config.mode,
             per_trial: config.per_trial,
             sos,
         },

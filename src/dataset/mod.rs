@@ -55,7 +55,7 @@ pub struct FilterMeta {
     pub order: usize,
     pub band: [f64; 2],
     /// `zero-phase` (sosfiltfilt) or `causal` (sosfilt, like lfilter).
-    pub mode: String,
+    pub mode: crate::signal::filter::FilterMode,
     /// Each trial's window was filtered on its own rather than cut from the filtered
     /// recording (how a server that sees one raw trial at a time filters).
     #[serde(default)]

@@ -126,8 +126,7 @@ impl ModelFile {
         if trial.iter().any(|v| !v.is_finite()) {
             return Err(Error::Data("the trial holds a non-finite value".into()));
         }
-        let mode: FilterMode = self.preprocessing.filter.mode.parse()?;
-        self.filter_and_predict(trial, mode)
+        self.filter_and_predict(trial, self.preprocessing.filter.mode)
     }
 
     /// Classifies a batch of raw trials (trials × channels × samples, µV) as
@@ -143,7 +142,7 @@ impl ModelFile {
     ) -> Result<(Vec<usize>, Option<Array2<f64>>)> {
         let (n, c, s) = trials.dim();
         self.fits((c, s))?;
-        let mode: FilterMode = self.preprocessing.filter.mode.parse()?;
+        let mode = self.preprocessing.filter.mode;
         if !scores {
             // Trial by trial: the per-trial path allocates no batch of features.
             let labels = trials

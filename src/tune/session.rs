@@ -551,7 +551,7 @@ fn preprocess_variant(
         sessions: None,
         band,
         order: prep.filter_order.unwrap_or(meta.filter.order),
-        mode: meta.filter.mode.parse()?,
+        mode: meta.filter.mode,
         epochs: EpochSpec {
             events: meta.events.clone(),
             classes: meta.classes.clone(),
