@@ -44,6 +44,16 @@ pub enum Error {
         summary: String,
         details: Vec<String>,
     },
+    /// A setting to change: the message says what is wrong; `setting` names the setting as
+    /// the configuration and the command line know it (`event`, `sessions`, `restart`) and
+    /// `example` a value for it, so that each front end says how to change it in its own
+    /// words (the command line: `hint: --sessions T,E`). The core never names a flag.
+    #[error("{message}")]
+    Setting {
+        message: String,
+        setting: &'static str,
+        example: Option<String>,
+    },
     /// A fault of bciops itself, not of its input or its machine: a serializer failing on
     /// bciops' own values, a worker thread that panicked.
     #[error("internal error: {0} (a bug in bciops; please report it)")]
@@ -55,6 +65,19 @@ impl Error {
         Error::Malformed {
             path: path.as_ref().display().to_string(),
             message: message.into(),
+        }
+    }
+
+    /// A [`Error::Setting`].
+    pub fn setting(
+        setting: &'static str,
+        example: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Setting {
+            message: message.into(),
+            setting,
+            example: example.map(str::to_owned),
         }
     }
 
@@ -77,7 +100,8 @@ impl Error {
             Error::Malformed { .. }
             | Error::Invalid(_)
             | Error::Data(_)
-            | Error::Problems { .. } => exit::BAD_INPUT,
+            | Error::Problems { .. }
+            | Error::Setting { .. } => exit::BAD_INPUT,
             // A missing input file is the caller's mistake, not a failure of the machine.
             Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
                 exit::BAD_INPUT

@@ -83,7 +83,7 @@ impl Replace {
         if holds_current_dir(dest) {
             return Err(Error::Invalid(format!(
                 "output `{}` is the current directory or holds it: it is never replaced, not \
-                 even with --force; give a new path",
+                 even by force; give a new path",
                 dest.display()
             )));
         }
@@ -96,11 +96,16 @@ impl Replace {
         }
         match (self.kind.foreign)(dest) {
             None => Ok(()),
-            Some(entry) => Err(Error::Invalid(format!(
-                "output `{}` holds `{entry}`, which is not part of a bciops {kind}: \
-                 refusing to replace it; give a new path, or --force to replace the whole directory",
-                dest.display()
-            ))),
+            Some(entry) => Err(Error::setting(
+                "force",
+                None,
+                format!(
+                    "output `{}` holds `{entry}`, which is not part of a bciops {kind}: \
+                     refusing to replace it; give a new path, or replace the whole directory \
+                     by force",
+                    dest.display()
+                ),
+            )),
         }
     }
 }

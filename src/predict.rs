@@ -193,10 +193,15 @@ pub fn predict_dataset(
     };
     let probabilities = if options.proba {
         if !fitted.svm.has_probability() {
-            return Err(Error::Invalid(format!(
-                "model `{}` was trained without `--probability`; retrain with it to get probabilities",
-                model_dir.display()
-            )));
+            return Err(Error::setting(
+                "probability",
+                None,
+                format!(
+                    "model `{}` was trained without probability estimates: train it again \
+                     with them",
+                    model_dir.display()
+                ),
+            ));
         }
         Some(to_rows(fitted.predict_proba(x.view())?))
     } else {

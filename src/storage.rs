@@ -286,6 +286,15 @@ impl Fetched {
                 details: details.into_iter().map(fix).collect(),
             },
             Error::Internal(m) => Error::Internal(fix(m)),
+            Error::Setting {
+                message,
+                setting,
+                example,
+            } => Error::Setting {
+                message: fix(message),
+                setting,
+                example,
+            },
         }
     }
 }

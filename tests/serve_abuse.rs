@@ -249,7 +249,7 @@ fn stalled_bodies_get_408_and_stalled_heads_are_cut_off() {
     s.write_all(half).unwrap();
     let a = read_answer(&mut s).expect("an answer to the stalled body");
     assert_eq!(a.status, 408, "{a:?}");
-    assert!(a.error().contains("--body-timeout"), "{a:?}");
+    assert!(a.error().contains("did not arrive within"), "{a:?}");
     assert!(a.closes(), "{a:?}");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 
@@ -278,7 +278,10 @@ fn stalled_bodies_get_408_and_stalled_heads_are_cut_off() {
     s.write_all(&half[..1000]).unwrap();
     let a = read_answer(&mut s).expect("an answer to the slow body");
     assert_eq!(a.status, 408, "{a:?}");
-    assert!(a.error().contains("--min-body-rate"), "{a:?}");
+    assert!(
+        a.error().contains("slower than the server's minimum"),
+        "{a:?}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     // Whole requests are still answered, on the same server.
     let (code, _) = server.post("/classify", "application/json", f.one_trial.clone());
@@ -337,7 +340,7 @@ fn sigterm_with_slowloris_connections_exits_by_the_drain_deadline() {
     );
     // The stalled request kept it draining until the deadline, which the log names.
     assert!(took >= Duration::from_millis(2500), "{took:?}");
-    assert!(server.log().contains("--drain-timeout"), "{}", server.log());
+    assert!(server.log().contains("drain timeout"), "{}", server.log());
     drop(held);
 
     // Half-sent heads alone do not hold the drain: they are dropped at once after the

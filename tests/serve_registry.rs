@@ -215,11 +215,7 @@ fn unknown_references_exit_2_before_serving() {
     );
     fails(serve("models:/bci/9", &[]), 2, "`bci`");
     fails(serve("models:/bci", &[]), 2, "is not a model reference");
-    fails(
-        serve("models:/a b@champion", &[]),
-        2,
-        "pass `--name` to serve",
-    );
+    fails(serve("models:/a b@champion", &[]), 2, "hint: --name NAME");
     // Registry flags with a model directory are a mistake, not silently ignored.
     fails(
         serve(s(&model), &[]),

@@ -162,7 +162,8 @@ pub fn emit(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-/// `error: …` on one line; the details of a list of problems follow it, one per line.
+/// `error: …` on one line; the details of a list of problems follow it, one per line, and
+/// the flag that changes a setting the error names, as `hint: --flag VALUE`.
 fn render_error(e: &anyhow::Error) -> String {
     let line = format!("{e:#}");
     let listed = e
@@ -173,7 +174,7 @@ fn render_error(e: &anyhow::Error) -> String {
             }
             _ => None,
         });
-    match listed {
+    let mut out = match listed {
         Some((full, summary, details)) => {
             let mut out = format!("error: {}\n", line.replacen(&full, summary, 1));
             for d in details {
@@ -182,7 +183,24 @@ fn render_error(e: &anyhow::Error) -> String {
             out
         }
         None => format!("error: {line}\n"),
+    };
+    // A setting the core names is changed here with a flag of the same name.
+    let setting = e
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<Error>() {
+            Some(Error::Setting {
+                setting, example, ..
+            }) => Some((setting, example)),
+            _ => None,
+        });
+    if let Some((setting, example)) = setting {
+        let flag = setting.replace('_', "-");
+        match example {
+            Some(v) => out.push_str(&format!("hint: --{flag} {v}\n")),
+            None => out.push_str(&format!("hint: --{flag}\n")),
+        }
     }
+    out
 }
 
 /// The exit code for an error chain: the library's own errors choose; anything else is a failure.

@@ -151,12 +151,16 @@ pub fn splits(
             let train: Vec<usize> = (0..y.len()).filter(|&i| is(i, "T")).collect();
             let test: Vec<usize> = (0..y.len()).filter(|&i| is(i, "E")).collect();
             if train.is_empty() || test.is_empty() {
-                return Err(Error::Data(format!(
-                    "`session` evaluation needs trials of both sessions T and E; the dataset has {} T and {} E \
-                     (preprocess with `--sessions T,E`)",
-                    train.len(),
-                    test.len()
-                )));
+                return Err(Error::setting(
+                    "sessions",
+                    Some("T,E"),
+                    format!(
+                        "`session` evaluation needs trials of both sessions T and E; the \
+                         dataset has {} T and {} E: preprocess both sessions",
+                        train.len(),
+                        test.len()
+                    ),
+                ));
             }
             check_train_classes(&train, y, "session")?;
             Ok(vec![Split { train, test }])

@@ -24,7 +24,7 @@ pub async fn read_body(
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the `{limit}` byte limit (--max-body-bytes)"),
+            format!("the body is larger than the server's limit of `{limit}` bytes"),
         )
     };
     let declared = headers
@@ -70,7 +70,7 @@ pub async fn read_body(
                     return Err(ApiError::new(
                         StatusCode::REQUEST_TIMEOUT,
                         format!(
-                            "the request body did not arrive within `{}` ms (--body-timeout): `{got}` bytes received",
+                            "the request body did not arrive within the server's `{}` ms: `{got}` bytes received",
                             limits.body_timeout.as_millis()
                         ),
                     ));
@@ -80,7 +80,7 @@ pub async fn read_body(
                     return Err(ApiError::new(
                         StatusCode::REQUEST_TIMEOUT,
                         format!(
-                            "the request body arrived slower than `{rate}` bytes/s (--min-body-rate): `{got}` bytes in `{}` ms",
+                            "the request body arrived slower than the server's minimum of `{rate}` bytes/s: `{got}` bytes in `{}` ms",
                             elapsed.as_millis()
                         ),
                     ));

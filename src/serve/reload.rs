@@ -359,9 +359,11 @@ impl RegistrySource {
         let parsed: ModelRef = reference.parse()?;
         // Without `--name` the registered name is served; it must fit URLs and labels too.
         check_name(name.as_deref().unwrap_or(&parsed.name)).map_err(|e| {
-            Error::Invalid(format!(
-                "{e}; pass `--name` to serve `{reference}` under another name"
-            ))
+            Error::setting(
+                "name",
+                Some("NAME"),
+                format!("{e}: serve `{reference}` under another name"),
+            )
         })?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -177,7 +177,7 @@ async fn limit(State(st): State<Shared>, req: Request, next: Next) -> Response {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "busy: `{}` requests are being handled (--max-concurrency); retry later",
+                "busy: `{}` requests are being handled, the server's limit; retry later",
                 st.limits.max_concurrency
             ),
         )
@@ -190,7 +190,7 @@ async fn limit(State(st): State<Shared>, req: Request, next: Next) -> Response {
         Err(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
-                "the prediction took longer than `{}` ms (--timeout)",
+                "the prediction took longer than the server's limit of `{}` ms",
                 st.limits.timeout.as_millis()
             ),
         )

@@ -121,7 +121,7 @@ pub async fn serve(
         () = &mut closed => {}
         () = tokio::time::sleep_until(deadline) => {
             eprintln!(
-                "drain: `{}` ms (--drain-timeout) passed, dropping the connections still open",
+                "drain: the drain timeout of `{}` ms passed, dropping the connections still open",
                 limits.drain_timeout.as_millis()
             );
         }

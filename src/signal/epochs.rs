@@ -57,10 +57,14 @@ impl EpochSpec {
         for class in &self.classes {
             if !self.events.values().any(|name| name == class) {
                 let known: Vec<&str> = self.events.values().map(String::as_str).collect();
-                return Err(Error::Invalid(format!(
-                    "class `{class}` has no event code (known: {}); add `--event CODE={class}`",
-                    known.join(", ")
-                )));
+                return Err(Error::setting(
+                    "event",
+                    Some(&format!("CODE={class}")),
+                    format!(
+                        "class `{class}` has no event code (known: {})",
+                        known.join(", ")
+                    ),
+                ));
             }
         }
         if !(self.tmin.is_finite() && self.tmax.is_finite() && self.tmin < self.tmax) {
@@ -158,10 +162,14 @@ pub fn locate(
     if unknown > 0 {
         match labels {
             None => {
-                return Err(Error::Data(format!(
-                    "`{name}` has {unknown} evaluation cues (783) but no true labels: put \
-                     the labels file (e.g. `A01E.mat`) beside it or pass `--labels DIR`"
-                )))
+                return Err(Error::setting(
+                    "labels",
+                    Some("DIR"),
+                    format!(
+                        "`{name}` has {unknown} evaluation cues (783) but no true labels: put \
+                         the labels file (e.g. `A01E.mat`) beside it or name its directory"
+                    ),
+                ))
             }
             Some(l) if l.len() != unknown => {
                 return Err(Error::Data(format!(

@@ -187,10 +187,15 @@ fn parse(path: &Path, text: &str, header: &Header) -> Result<Vec<Record>> {
         ("shard", found.shard != header.shard),
     ];
     if let Some((what, _)) = differs.iter().find(|(_, d)| *d) {
-        return Err(Error::Invalid(format!(
-            "`{}` belongs to another sweep (its {what} differs); use another --out, or --restart to discard it",
-            path.display()
-        )));
+        return Err(Error::setting(
+            "restart",
+            None,
+            format!(
+                "`{}` belongs to another sweep (its {what} differs): write to another output \
+                 directory, or discard it",
+                path.display()
+            ),
+        ));
     }
     let rest: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
     let mut by_id: BTreeMap<String, Record> = BTreeMap::new();
