@@ -251,6 +251,15 @@ impl NpyHeader {
             .ok_or_else(|| {
                 format!("shape `{shape_text}` of `{descr}` overflows a 64-bit byte count")
             })?;
+        // ndarray refuses (by panicking, inside ndarray-npy) a shape whose non-zero lengths
+        // multiply past isize::MAX elements, even when another length is 0 and the array
+        // holds no data at all, e.g. `(0, 18446744073709551615)`.
+        shape
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| isize::try_from(n).is_ok())
+            .ok_or_else(|| format!("shape `{shape_text}` has more elements than an array can"))?;
         Ok(NpyHeader {
             descr,
             fortran_order,
@@ -383,6 +392,27 @@ mod reading_tests {
             "shape `(100000000000, 22, 750)` of `<f4` needs `6600000000000000` bytes of data \
              but `64` follow the header"
         );
+    }
+
+    /// Found by the property test below: no data, so the byte count is 0, but ndarray-npy
+    /// panicked on the element count of the non-zero lengths.
+    #[test]
+    fn an_empty_shape_with_a_huge_length_is_refused() {
+        for (shape, why) in [
+            (
+                "(0, 18446744073709551615)",
+                "more elements than an array can",
+            ),
+            (
+                "(18446744073709551615, 0, 2)",
+                "overflows a 64-bit byte count",
+            ),
+        ] {
+            let bytes = npy_with_header(1, &dict("<f4", shape), &[]);
+            let e =
+                read_checked::<ArrayD<f32>>(&mut bytes.as_slice(), bytes.len() as u64).unwrap_err();
+            assert!(e.contains(why), "{shape}: {e}");
+        }
     }
 
     #[test]
