@@ -99,11 +99,7 @@ pub fn dataset_sha256(dir: &Path) -> Result<String, Error> {
         let mut file = std::fs::File::open(&path).map_err(|e| Error::io("read", &path, e))?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io("read", &path, e))?;
-        let digest: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = format!("{:x}", hasher.finalize());
         lines.push_str(&format!("{digest}  {name}\n"));
     }
     Ok(crate::fsutil::sha256_hex(lines.as_bytes()))

@@ -325,17 +325,20 @@ fn lock_exclusive(_file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What a model's directory name keeps as it is: letters, digits, `-`, `_` and `.` (a leading
+/// `.` is encoded, so no name makes a hidden or `..` directory).
+const DIR_NAME_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
 /// A directory name for any model name: unreserved characters pass, others are %XX.
 pub(super) fn dir_name(name: &str) -> String {
-    let mut out = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_".contains(&b) || (b == b'.' && !out.is_empty()) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    let encode = |s| percent_encoding::utf8_percent_encode(s, DIR_NAME_KEEPS).to_string();
+    match name.strip_prefix('.') {
+        Some(rest) => format!("%2E{}", encode(rest)),
+        None => encode(name),
     }
-    out
 }
 
 #[cfg(test)]
@@ -347,6 +350,25 @@ mod tests {
         assert_eq!(dir_name("bci-2a_v1.0"), "bci-2a_v1.0");
         assert_eq!(dir_name("../x"), "%2E.%2Fx");
         assert_eq!(dir_name("a/b c"), "a%2Fb%20c");
+        assert_eq!(dir_name(".x.y"), "%2Ex.y");
+        assert_eq!(dir_name(""), "");
+    }
+
+    proptest::proptest! {
+        /// Existing registries keep loading: the crate gives the directory names the
+        /// hand-written encoder it replaced gave.
+        #[test]
+        fn dir_names_are_those_of_the_hand_written_encoder(name in "\\PC{0,12}") {
+            let mut want = String::new();
+            for b in name.bytes() {
+                if b.is_ascii_alphanumeric() || b"-_".contains(&b) || (b == b'.' && !want.is_empty()) {
+                    want.push(b as char);
+                } else {
+                    want.push_str(&format!("%{b:02X}"));
+                }
+            }
+            proptest::prop_assert_eq!(dir_name(&name), want);
+        }
     }
 
     #[test]

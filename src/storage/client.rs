@@ -156,7 +156,7 @@ pub(super) async fn download(
         .map_err(|e| Error::io("write", dest, e))?;
     Ok(FileEntry {
         size,
-        sha256: hex(&hasher.finalize()),
+        sha256: format!("{:x}", hasher.finalize()),
     })
 }
 
@@ -195,7 +195,7 @@ pub(super) async fn upload(
         .map_err(|e| io_store_error("write", remote, e))?;
     Ok(FileEntry {
         size,
-        sha256: hex(&hasher.finalize()),
+        sha256: format!("{:x}", hasher.finalize()),
     })
 }
 
@@ -219,10 +219,6 @@ fn io_store_error(action: &'static str, remote: &Remote, e: std::io::Error) -> E
         )
     };
     Error::io(action, remote.to_string(), cause)
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

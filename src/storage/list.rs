@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::Digest;
 
-use super::client::{block_on, hex, store, store_error};
+use super::client::{block_on, store, store_error};
 use super::uri::{Location, Remote};
 use super::MARKER;
 use crate::error::{Error, Result};
@@ -55,22 +55,9 @@ pub fn list_prefix(remote: &Remote) -> Result<Vec<(String, u64)>> {
 /// allow in a path part (`%`, `~`, `#`, …) and lists keys in that form, so decoding gives back
 /// the key that [`Remote::join`] was given (a model named `a b/c` is stored as `a%20b%2Fc`).
 fn unescape(key: &str) -> String {
-    let bytes = key.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(key)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A digest of what is stored under a remote location, without downloading it: every object
@@ -101,7 +88,7 @@ pub fn fingerprint(remote: &Remote) -> Result<String> {
             format!("{rel}\0{}\0{}\n", m.size, m.e_tag.as_deref().unwrap_or("")).as_bytes(),
         );
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// An entry found under a location by [`list`].
