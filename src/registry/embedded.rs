@@ -450,4 +450,49 @@ mod tests {
         assert_eq!(v4.version, 4);
         assert_eq!(reg.models().unwrap()[0].latest_version, Some(4));
     }
+
+    /// A registry written before the one implementation (by the directory-only code) loads
+    /// as it was, and a new version is laid out the same way (no `claim.json` locally).
+    #[test]
+    fn an_existing_directory_registry_keeps_loading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("store/registry/a%20b");
+        std::fs::create_dir_all(root.join("versions/1/files")).unwrap();
+        std::fs::write(root.join("versions/1/files/x.txt"), b"x").unwrap();
+        std::fs::write(
+            root.join("model.json"),
+            r#"{"name": "a b", "created": 1, "aliases": {"champion": 1}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("versions/1/version.json"),
+            r#"{"version": 1, "source": "/m", "run_id": null, "tags": {"k": "v"}, "created": 2}"#,
+        )
+        .unwrap();
+        let reg = StoreRegistry::local(&tmp.path().join("store"));
+        let c = reg.alias_version("a b", "champion").unwrap().unwrap();
+        assert_eq!(
+            (c.version, c.source.as_str(), c.created),
+            (1, "/m", Some(2))
+        );
+        assert_eq!(c.tags["k"], "v");
+        assert_eq!(reg.models().unwrap()[0].latest_version, Some(1));
+        let model = tmp.path().join("m");
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::write(model.join("y.txt"), b"y").unwrap();
+        let v2 = reg
+            .register("a b", &model, None, None, &BTreeMap::new())
+            .unwrap();
+        assert_eq!(v2.version, 2);
+        let mut names: Vec<String> = std::fs::read_dir(root.join("versions/2"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["files", "version.json"]);
+        assert_eq!(
+            std::fs::read(root.join("versions/2/files/y.txt")).unwrap(),
+            b"y"
+        );
+    }
 }

@@ -78,7 +78,16 @@ impl RegistryStore for FsStore {
         let path = self.path(key);
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some((bytes.clone(), bytes))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A stray file where a model's folder would be holds no model (`models` skipped
+            // such entries before).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(Error::io("read", &path, e)),
         }
     }
@@ -247,5 +256,43 @@ impl RegistryStore for BucketStore {
 
     fn lock(&self) -> Result<Option<RegistryLock>> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_store_creates_once_and_replaces_only_what_it_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FsStore::new(tmp.path().join("registry"));
+        assert!(store.read("m/model.json").unwrap().is_none());
+        assert!(store.create("m/model.json", b"one").unwrap());
+        assert!(!store.create("m/model.json", b"two").unwrap());
+        let (bytes, revision) = store.read("m/model.json").unwrap().unwrap();
+        assert_eq!(bytes, b"one");
+        assert!(store
+            .replace_if("m/model.json", b"three", &revision)
+            .unwrap());
+        // Stale: the object changed since `revision` was read.
+        assert!(!store
+            .replace_if("m/model.json", b"four", &revision)
+            .unwrap());
+        assert_eq!(store.read("m/model.json").unwrap().unwrap().0, b"three");
+        assert!(store.claim("m/versions/1").unwrap());
+        assert!(!store.claim("m/versions/1").unwrap());
+        std::fs::write(tmp.path().join("registry/stray"), b"x").unwrap();
+        assert_eq!(store.list("").unwrap(), ["m", "stray"]);
+        assert!(store.read("stray/model.json").unwrap().is_none());
+        assert_eq!(store.list("m/versions").unwrap(), ["1"]);
+        // No temporary file is left beside what was created.
+        assert_eq!(
+            std::fs::read_dir(tmp.path().join("registry/m"))
+                .unwrap()
+                .count(),
+            2
+        );
+        assert!(store.lock().unwrap().is_some());
     }
 }
