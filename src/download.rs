@@ -185,11 +185,7 @@ fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Checks a complete file against what the manifest knows.
@@ -334,116 +330,139 @@ fn unpack(item: &Item) -> Result<()> {
     if item.unpack.is_empty() {
         return Ok(());
     }
-    let bytes = std::fs::read(&item.dest).map_err(|e| Error::io("read", &item.dest, e))?;
+    let file = std::fs::File::open(&item.dest).map_err(|e| Error::io("read", &item.dest, e))?;
     let dir = item.dest.parent().unwrap_or(Path::new("."));
     let want = |n: &str| {
         let lower = n.to_ascii_lowercase();
         item.unpack.iter().any(|ext| lower.ends_with(ext.as_str()))
     };
-    // One member in memory at a time: the archive's members add up to far more than it.
+    // Each member streams from the archive on disk into its file: neither the archive (~440 MB
+    // for the GDF set) nor a member is ever whole in memory.
     for_each_zip_member(
-        &bytes,
+        std::io::BufReader::new(file),
         &item.dest.display().to_string(),
         want,
-        |name, data| {
+        |name, member| {
             let path = dir.join(name);
-            if !path.is_file() {
-                crate::fsutil::write_atomic(&path, &data)?;
+            if path.is_file() {
+                return Ok(());
             }
-            Ok(())
+            crate::fsutil::write_atomic_with(&path, |out, tmp| member.copy_to(out, tmp))
         },
     )
 }
 
 /// The most a deflate stream expands: 258 bytes from a 2-bit code, about 1032 to 1. A member
 /// claiming more than this times its compressed size is lying; it is refused before
-/// anything is allocated for it.
-const MAX_DEFLATE_RATIO: usize = 1032;
+/// anything is read for it.
+const MAX_DEFLATE_RATIO: u64 = 1032;
 
-/// The members of a zip archive (stored or deflated) whose names `want` accepts, as
-/// (file name without folders, bytes). Enough for the competition's archives; anything else
-/// (zip64, encryption, other methods) is refused by name.
+/// The members of a zip archive in memory (stored or deflated) whose names `want` accepts, as
+/// (file name without folders, bytes). Enough for the competition's archives; encryption and
+/// other methods are refused by name.
 pub fn zip_members(
     bytes: &[u8],
     name: &str,
     want: impl Fn(&str) -> bool,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
-    for_each_zip_member(bytes, name, want, |file_name, data| {
-        out.push((file_name.to_owned(), data));
-        Ok(())
-    })?;
+    for_each_zip_member(
+        std::io::Cursor::new(bytes),
+        name,
+        want,
+        |file_name, member| {
+            let mut data = Vec::new();
+            member.copy_to(&mut data, Path::new(file_name))?;
+            out.push((file_name.to_owned(), data));
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
-/// [`zip_members`], handing each member to `visit` as it is unpacked.
+/// One wanted member of an archive, its stated sizes checked; [`Member::copy_to`] unpacks it.
+pub struct Member<'a> {
+    /// The member's bytes, inflated when it is deflated (read from exactly its compressed span).
+    reader: Box<dyn Read + 'a>,
+    name: String,
+    size: u64,
+    crc: u32,
+    bad: &'a dyn Fn(&str) -> Error,
+}
+
+impl Member<'_> {
+    /// Streams the member into `out` (named `out_path` in errors). At most its stated size and
+    /// one byte are inflated, so a member that lies about its size cannot run on; the size
+    /// and CRC are checked at the end, and `out` must be discarded when this fails.
+    pub fn copy_to(&mut self, out: &mut dyn Write, out_path: &Path) -> Result<()> {
+        let mut limited = (&mut self.reader).take(self.size + 1);
+        let mut check = flate2::Crc::new();
+        let mut got = 0u64;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match limited.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err((self.bad)(&format!("`{}`: {e}", self.name))),
+            };
+            check.update(&buf[..n]);
+            got += n as u64;
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("write", out_path, e))?;
+        }
+        if got != self.size || check.sum() != self.crc {
+            return Err((self.bad)(&format!(
+                "`{}` fails its size or CRC check",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The wanted members of a zip archive, handed to `visit` one at a time to unpack, read by
+/// the `zip` crate's central-directory and local-header parser from a seekable source (the
+/// archive's file on disk).
 ///
 /// Every size the archive states is checked against the bytes present before anything is
-/// allocated from it: a member's data must lie inside the archive and overlap no other
+/// read for a member: its data must lie inside the archive and overlap no other unpacked
 /// member's (overlapping entries are how a small archive unpacks to terabytes), and its
 /// uncompressed size must be one its compressed bytes can give.
-pub fn for_each_zip_member(
-    bytes: &[u8],
+pub fn for_each_zip_member<R: Read + std::io::Seek>(
+    mut reader: R,
     name: &str,
     want: impl Fn(&str) -> bool,
-    mut visit: impl FnMut(&str, Vec<u8>) -> Result<()>,
+    mut visit: impl FnMut(&str, &mut Member<'_>) -> Result<()>,
 ) -> Result<()> {
     let bad = |m: &str| Error::malformed(name, format!("not a zip archive bciops reads: {m}"));
-    let u16_at = |at: usize| -> Result<u16> {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .ok_or_else(|| bad("truncated"))
-    };
-    let u32_at = |at: usize| -> Result<u32> {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| bad("truncated"))
-    };
-    // End of central directory: the last `PK\x05\x06` (a comment may follow it).
-    let eocd = (0..bytes.len().saturating_sub(21))
-        .rev()
-        .find(|&i| bytes[i..].starts_with(b"PK\x05\x06"))
-        .ok_or_else(|| bad("no end of central directory"))?;
-    let count = u16_at(eocd + 10)? as usize;
-    let mut at = u32_at(eocd + 16)? as usize;
+    let archive_len = reader
+        .seek(std::io::SeekFrom::End(0))
+        .map_err(|e| Error::io("read", name, e))?;
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| bad(&e.to_string()))?;
     // Start → end of each unpacked member's local header and data.
-    let mut spans = std::collections::BTreeMap::<usize, usize>::new();
-    for _ in 0..count {
-        if u32_at(at)? != 0x0201_4b50 {
-            return Err(bad("central directory entry expected"));
-        }
-        let method = u16_at(at + 10)?;
-        let flags = u16_at(at + 8)?;
-        let crc = u32_at(at + 16)?;
-        let compressed = u32_at(at + 20)? as usize;
-        let size = u32_at(at + 24)? as usize;
-        let (n, x, c) = (
-            u16_at(at + 28)? as usize,
-            u16_at(at + 30)? as usize,
-            u16_at(at + 32)? as usize,
-        );
-        let local = u32_at(at + 42)? as usize;
-        let member = bytes
-            .get(at + 46..at + 46 + n)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .ok_or_else(|| bad("truncated"))?;
-        at += 46 + n + x + c;
+    let mut spans = BTreeMap::<u64, u64>::new();
+    for index in 0..archive.len() {
+        let member = archive.name_for_index(index).unwrap_or_default().to_owned();
         let file_name = member.rsplit('/').next().unwrap_or_default().to_owned();
         if file_name.is_empty() || !want(&file_name) {
             continue;
         }
-        if flags & 1 != 0 {
+        // The raw entry: its local header is parsed, nothing is inflated yet.
+        let file = archive
+            .by_index_raw(index)
+            .map_err(|e| bad(&format!("`{member}` has no local header ({e})")))?;
+        if file.encrypted() {
             return Err(bad(&format!("`{member}` is encrypted")));
         }
-        if u32_at(local)? != 0x0403_4b50 {
-            return Err(bad(&format!("`{member}` has no local header")));
-        }
-        let data_at = local + 30 + u16_at(local + 26)? as usize + u16_at(local + 28)? as usize;
-        let end = data_at + compressed;
-        let raw = bytes
-            .get(data_at..end)
+        let (compressed, size, crc) = (file.compressed_size(), file.size(), file.crc32());
+        let local = file.header_start();
+        let data_at = file
+            .data_start()
+            .ok_or_else(|| bad(&format!("`{member}` has no local header")))?;
+        let end = data_at
+            .checked_add(compressed)
+            .filter(|&end| end <= archive_len)
             .ok_or_else(|| bad(&format!("`{member}` is truncated")))?;
         if spans
             .range(..end)
@@ -453,34 +472,30 @@ pub fn for_each_zip_member(
             return Err(bad(&format!("`{member}` overlaps another member's data")));
         }
         spans.insert(local, end);
-        let possible = match method {
-            0 => size == compressed,
-            _ => size <= compressed.saturating_mul(MAX_DEFLATE_RATIO),
+        let method = file.compression();
+        let possible = if method == zip::CompressionMethod::Stored {
+            size == compressed
+        } else {
+            size <= compressed.saturating_mul(MAX_DEFLATE_RATIO)
         };
         if !possible {
             return Err(bad(&format!(
                 "`{member}` claims `{size}` bytes from `{compressed}` compressed ones"
             )));
         }
-        let data = match method {
-            0 => raw.to_vec(),
-            8 => {
-                // Bounded by the check above: at most MAX_DEFLATE_RATIO × bytes present.
-                let mut out = Vec::with_capacity(size);
-                flate2::read::DeflateDecoder::new(raw)
-                    .take(size as u64 + 1)
-                    .read_to_end(&mut out)
-                    .map_err(|e| bad(&format!("`{member}`: {e}")))?;
-                out
-            }
+        let reader: Box<dyn Read + '_> = match method {
+            zip::CompressionMethod::Stored => Box::new(file),
+            zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(file)),
             m => return Err(bad(&format!("`{member}` uses compression method {m}"))),
         };
-        let mut check = flate2::Crc::new();
-        check.update(&data);
-        if data.len() != size || check.sum() != crc {
-            return Err(bad(&format!("`{member}` fails its size or CRC check")));
-        }
-        visit(&file_name, data)?;
+        let mut unpacking = Member {
+            reader,
+            name: member,
+            size,
+            crc,
+            bad: &bad,
+        };
+        visit(&file_name, &mut unpacking)?;
     }
     Ok(())
 }

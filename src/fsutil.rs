@@ -370,6 +370,19 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Writes `bytes` to `path` through a temporary file in the same directory, flushed to disk,
 /// and a rename (atomic on one filesystem). Parent directories are created.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |file, tmp| {
+        file.write_all(bytes)
+            .map_err(|e| Error::io("write", tmp, e))
+    })
+}
+
+/// [`write_atomic`] for content that is streamed: `fill` writes into the temporary file
+/// (named by the path it is given); the file is renamed into place only when `fill`
+/// succeeds, and removed otherwise.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File, &Path) -> Result<()>,
+) -> Result<()> {
     let parent = parent_of(path);
     std::fs::create_dir_all(&parent).map_err(|e| Error::io("create directory", &parent, e))?;
     let file_name = path.file_name().ok_or_else(|| {
@@ -381,13 +394,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         file_name.to_string_lossy(),
         std::process::id()
     ));
-    let written = File::create_new(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
+    let mut file = File::create_new(&tmp).map_err(|e| Error::io("write", &tmp, e))?;
+    let written = fill(&mut file, &tmp)
+        .and_then(|()| file.sync_all().map_err(|e| Error::io("write", &tmp, e)));
+    drop(file);
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("write", &tmp, e));
+        return Err(e);
     }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -398,8 +411,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Hex SHA-256 of a byte slice.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]

@@ -628,7 +628,7 @@ pub fn run(
         sources: source_meta,
         dropped: summary.dropped.clone(),
     };
-    let json = serde_json::to_string_pretty(&meta).map_err(|e| Error::Invalid(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&meta).map_err(|e| Error::encode("meta.json", e))?;
     write_atomic(&staged.path().join("meta.json"), json.as_bytes())?;
     summary.sha256 = dataset::digest(staged.path())?;
     summary.sos = meta.filter.sos;

@@ -211,25 +211,13 @@ pub fn run(args: RunsArgs, _global: Global) -> Result<()> {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` UTC of milliseconds since the epoch (civil-from-days, Hinnant).
+/// `YYYY-MM-DD HH:MM:SS` UTC of milliseconds since the epoch (MLflow's run times). A time
+/// outside chrono's range (±262,000 years, only from a corrupt record) shows as the number.
 pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => ms.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -259,7 +259,7 @@ fn read_npy_hashed<A: ndarray_npy::ReadNpyExt>(path: &Path, what: &str) -> Resul
     // Hash anything after the array too (read_npy stops at its end), so the digest covers the file.
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io("read", path, e))?;
     let digest = reader.hasher.finalize();
-    Ok((array, digest.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok((array, format!("{digest:x}")))
 }
 
 impl Dataset {

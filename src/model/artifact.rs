@@ -182,7 +182,25 @@ impl ModelFile {
 }
 
 fn mlmodel(model: &ModelFile, created: &str) -> String {
-    let (c, s) = model.trial_shape();
+    render_mlmodel(
+        &model.bciops_version,
+        &model.classes,
+        model.trial_shape(),
+        created,
+    )
+}
+
+/// The `MLmodel` text. Written by hand rather than through serde_norway on purpose: MLflow
+/// reads it with PyYAML, which loads a plain `2026-11-27 08:00:00.123456` (or a class named
+/// `2026-01-01`) as a timestamp, and serde_norway writes such strings plain with no way to
+/// ask for quotes. Here every string that could be misread is single-quoted; the test
+/// `mlmodel_text_is_unchanged` pins the bytes.
+fn render_mlmodel(
+    bciops_version: &str,
+    classes: &[String],
+    (c, s): (usize, usize),
+    created: &str,
+) -> String {
     let inputs = format!(
         r#"[{{"type": "tensor", "tensor-spec": {{"dtype": "float32", "shape": [-1, {c}, {s}]}}}}]"#
     );
@@ -191,15 +209,14 @@ fn mlmodel(model: &ModelFile, created: &str) -> String {
     let _ = writeln!(y, "artifact_path: model");
     let _ = writeln!(y, "flavors:");
     let _ = writeln!(y, "  bciops:");
-    let _ = writeln!(y, "    bciops_version: {}", model.bciops_version);
+    let _ = writeln!(y, "    bciops_version: {bciops_version}");
     let _ = writeln!(y, "    format: {FORMAT}");
     let _ = writeln!(y, "    format_version: {FORMAT_VERSION}");
     let _ = writeln!(y, "    model_file: {MODEL_FILE}");
     let _ = writeln!(
         y,
         "    classes: [{}]",
-        model
-            .classes
+        classes
             .iter()
             .map(|c| format!("'{}'", c.replace('\'', "''")))
             .collect::<Vec<_>>()
@@ -215,30 +232,11 @@ fn mlmodel(model: &ModelFile, created: &str) -> String {
     y
 }
 
-/// UTC now as `YYYY-MM-DD HH:MM:SS.ffffff`, MLflow's style, without a date crate.
+/// UTC now as `YYYY-MM-DD HH:MM:SS.ffffff`, MLflow's style.
 pub fn utc_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_micros()
-    )
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
 }
 
 /// Writes the model directory at `dir` (replacing an older one only when complete).
@@ -319,8 +317,7 @@ fn verify_signature(dir: &Path, sums: &[u8]) -> Result<()> {
 
 /// Pretty JSON of any serializable value.
 fn pretty<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string_pretty(value)
-        .map_err(|e| Error::Invalid(format!("cannot encode json: {e}")))
+    serde_json::to_string_pretty(value).map_err(|e| Error::encode("json", e))
 }
 
 /// Loads and verifies a model directory: every file in `checksums.sha256` must match, the
@@ -429,5 +426,37 @@ mod tests {
         let t = utc_now();
         assert_eq!(t.len(), 26, "{t}");
         assert!(t.starts_with("20"), "{t}");
+    }
+
+    #[test]
+    fn mlmodel_text_is_unchanged() {
+        let classes = vec![
+            "left".to_string(),
+            "it's".into(),
+            "2026-01-01".into(),
+            "null".into(),
+        ];
+        let text = render_mlmodel("0.1.0", &classes, (22, 500), "2026-11-27 08:00:00.123456");
+        let want = "artifact_path: model
+flavors:
+  bciops:
+    bciops_version: 0.1.0
+    format: bciops-model
+    format_version: 1
+    model_file: model.json
+    classes: ['left', 'it''s', '2026-01-01', 'null']
+    loader: bciops serve --model <this directory>
+model_size_bytes: null
+signature:
+  inputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 22, 500]}}]'
+  outputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"int64\", \"shape\": [-1]}}]'
+  params: null
+utc_time_created: '2026-11-27 08:00:00.123456'
+";
+        assert_eq!(text, want);
+        // And it is the YAML it means to be: strings stay strings.
+        let v: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(v["flavors"]["bciops"]["classes"][1], "it's");
+        assert_eq!(v["utc_time_created"], "2026-11-27 08:00:00.123456");
     }
 }

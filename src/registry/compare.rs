@@ -162,10 +162,7 @@ pub fn compare_register(
     let model = crate::model::artifact::load(model_dir)?;
     let digest = model_digest(model_dir)?;
 
-    let _lock = match registry {
-        Registry::Local(r) => Some(r.lock()?),
-        Registry::Mlflow(_) | Registry::Bucket(_) => None,
-    };
+    let lock = registry.lock()?;
     let champion = registry.alias_version(&opts.name, &opts.alias)?;
     let champion_value = match &champion {
         Some(v) => Some(champion_metric(registry, v, &opts.metric)?),
@@ -245,11 +242,10 @@ pub fn compare_register(
 
     registry.set_alias(&opts.name, &opts.alias, mine)?;
     registry.set_version_tag(&opts.name, mine, DECISION_TAG, "promoted")?;
-    let holder = match registry {
-        Registry::Local(_) => mine,
-        Registry::Mlflow(_) | Registry::Bucket(_) => {
-            settle_race(registry, opts, champion.as_ref().map(|v| v.version))?
-        }
+    // Under the lock nobody else decided in between; without one, settle the race.
+    let holder = match &lock {
+        Some(_) => mine,
+        None => settle_race(registry, opts, champion.as_ref().map(|v| v.version))?,
     };
     decision.alias_version = Some(holder);
     if holder == mine {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{ModelSummary, Version};
+use super::{ModelRegistry, ModelSummary, Version};
 use crate::error::{Error, Result};
 use crate::tracking::mlflow::{MlflowClient, ModelVersionJson};
 use crate::tracking::{now_ms, standard_tags, RunStatus, DEFAULT_EXPERIMENT};
@@ -22,7 +22,14 @@ impl MlflowRegistry {
         &self.client
     }
 
-    pub fn exists(&self, name: &str) -> Result<bool> {
+    fn aliases(&self, name: &str) -> Result<BTreeMap<String, u64>> {
+        let m = self.client.registered_model(name)?;
+        Ok(aliases_of(&m["registered_model"]))
+    }
+}
+
+impl ModelRegistry for MlflowRegistry {
+    fn exists(&self, name: &str) -> Result<bool> {
         match self.client.registered_model(name) {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("RESOURCE_DOES_NOT_EXIST") => Ok(false),
@@ -30,7 +37,7 @@ impl MlflowRegistry {
         }
     }
 
-    pub fn alias_version(&self, name: &str, alias: &str) -> Result<Option<Version>> {
+    fn alias_version(&self, name: &str, alias: &str) -> Result<Option<Version>> {
         match self.client.version_by_alias(name, alias) {
             Ok(v) => Ok(v.map(convert)),
             // The model itself does not exist yet.
@@ -39,7 +46,7 @@ impl MlflowRegistry {
         }
     }
 
-    pub fn version(&self, name: &str, version: u64) -> Result<Version> {
+    fn version(&self, name: &str, version: u64) -> Result<Version> {
         match self.client.model_version(name, version) {
             Ok(v) => Ok(convert(v)),
             Err(e) if e.code() == Some("RESOURCE_DOES_NOT_EXIST") => {
@@ -59,10 +66,12 @@ impl MlflowRegistry {
 
     /// The run's `model` artifact is the version's source. Without a run, one is created
     /// (experiment `MLFLOW_EXPERIMENT_NAME` or `bciops`) just to hold the files.
-    pub fn register(
+    /// `origin` is not recorded here.
+    fn register(
         &self,
         name: &str,
         model_dir: &Path,
+        _origin: Option<&str>,
         run_id: Option<&str>,
         tags: &BTreeMap<String, String>,
     ) -> Result<Version> {
@@ -105,15 +114,15 @@ impl MlflowRegistry {
         Ok(convert(v))
     }
 
-    pub fn set_alias(&self, name: &str, alias: &str, version: u64) -> Result<()> {
+    fn set_alias(&self, name: &str, alias: &str, version: u64) -> Result<()> {
         Ok(self.client.set_alias(name, alias, version)?)
     }
 
-    pub fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> Result<()> {
+    fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> Result<()> {
         Ok(self.client.set_version_tag(name, version, key, value)?)
     }
 
-    pub fn versions(&self, name: &str) -> Result<Vec<Version>> {
+    fn all_versions(&self, name: &str) -> Result<Vec<Version>> {
         let aliases = self.aliases(name)?;
         let mut out: Vec<Version> = self
             .client
@@ -133,12 +142,7 @@ impl MlflowRegistry {
         Ok(out)
     }
 
-    fn aliases(&self, name: &str) -> Result<BTreeMap<String, u64>> {
-        let m = self.client.registered_model(name)?;
-        Ok(aliases_of(&m["registered_model"]))
-    }
-
-    pub fn models(&self) -> Result<Vec<ModelSummary>> {
+    fn models(&self) -> Result<Vec<ModelSummary>> {
         let mut out: Vec<ModelSummary> = self
             .client
             .search_models()?
@@ -158,7 +162,7 @@ impl MlflowRegistry {
         Ok(out)
     }
 
-    pub fn download(&self, version: &Version, dest: &Path) -> Result<()> {
+    fn download(&self, version: &Version, dest: &Path) -> Result<()> {
         let uri = self.client.download_uri(&version.name, version.version)?;
         if MlflowClient::proxy_path(&uri).is_none() {
             return Err(Error::Invalid(format!(

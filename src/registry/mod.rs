@@ -1,6 +1,7 @@
 //! The model registry: registered models, integer versions, version tags and aliases, as
-//! MLflow's Model Registry has them (no deprecated stages). Two backends: the embedded store's
-//! `registry/` directory and MLflow's registry REST API.
+//! MLflow's Model Registry has them (no deprecated stages). One interface, [`ModelRegistry`],
+//! with two implementations: the embedded registry ([`embedded`], one layout over a directory
+//! or a bucket prefix, see [`store`]) and MLflow's registry REST API ([`mlflow`]).
 //!
 //! The server and other steps fetch a model by reference:
 //! `models:/NAME@ALIAS` (e.g. `models:/bci@champion`) or `models:/NAME/VERSION`.
@@ -13,10 +14,10 @@
 //! assert_eq!((fetched.name, fetched.version), (name, version));
 //! ```
 
-pub mod bucket;
 pub mod compare;
-pub mod local;
+pub mod embedded;
 pub mod mlflow;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,12 +77,12 @@ impl RegistryConfig {
     pub fn open(&self) -> Result<Registry> {
         Ok(match &self.backend {
             RegistryBackend::Store(Backend::Local(dir)) => {
-                Registry::Local(local::LocalRegistry::new(dir))
+                Box::new(embedded::StoreRegistry::local(dir))
             }
             RegistryBackend::Store(Backend::Mlflow(e)) => {
-                Registry::Mlflow(mlflow::MlflowRegistry::new(MlflowClient::new(e.clone())?))
+                Box::new(mlflow::MlflowRegistry::new(MlflowClient::new(e.clone())?))
             }
-            RegistryBackend::Bucket(r) => Registry::Bucket(bucket::BucketRegistry::new(r)),
+            RegistryBackend::Bucket(r) => Box::new(embedded::StoreRegistry::bucket(r)),
         })
     }
 
@@ -178,34 +179,56 @@ pub struct FetchedModel {
 }
 
 /// An open registry.
-pub enum Registry {
-    Local(local::LocalRegistry),
-    Mlflow(mlflow::MlflowRegistry),
-    Bucket(bucket::BucketRegistry),
-}
+pub type Registry = Box<dyn ModelRegistry>;
 
-impl Registry {
+/// What every registry does. Implemented by the embedded registry (over a directory or a
+/// bucket) and by MLflow's.
+pub trait ModelRegistry {
+    /// Whether a registered model of that name exists.
+    fn exists(&self, name: &str) -> Result<bool>;
+
     /// The version an alias points to; None when the alias is unset or the model does not
     /// exist yet (compare-register's first model).
-    pub fn alias_version(&self, name: &str, alias: &str) -> Result<Option<Version>> {
-        match self {
-            Registry::Local(r) => r.alias_version(name, alias),
-            Registry::Mlflow(r) => r.alias_version(name, alias),
-            Registry::Bucket(r) => r.alias_version(name, alias),
-        }
-    }
+    fn alias_version(&self, name: &str, alias: &str) -> Result<Option<Version>>;
 
     /// A version; an unknown model or version is an error naming it.
-    pub fn version(&self, name: &str, version: u64) -> Result<Version> {
-        match self {
-            Registry::Local(r) => r.version(name, version),
-            Registry::Mlflow(r) => r.version(name, version),
-            Registry::Bucket(r) => r.version(name, version),
-        }
+    fn version(&self, name: &str, version: u64) -> Result<Version>;
+
+    /// Registers a model directory as a new version (the model is created if missing).
+    /// `run_id`: the run whose `model` artifact the version comes from (with MLflow, a run
+    /// is created for it when None). `origin`: where `model_dir` was fetched from (a bucket
+    /// URI), recorded as the version's source in the embedded store when there is no run.
+    fn register(
+        &self,
+        name: &str,
+        model_dir: &Path,
+        origin: Option<&str>,
+        run_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Version>;
+
+    fn set_alias(&self, name: &str, alias: &str, version: u64) -> Result<()>;
+
+    fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> Result<()>;
+
+    /// Every complete version of an existing model, oldest first ([`ModelRegistry::versions`]
+    /// checks the model exists first).
+    fn all_versions(&self, name: &str) -> Result<Vec<Version>>;
+
+    fn models(&self) -> Result<Vec<ModelSummary>>;
+
+    /// Copies a version's files into `dest` (created; must not hold a model already).
+    fn download(&self, version: &Version, dest: &Path) -> Result<()>;
+
+    /// Exclusive use of the registry for a whole compare-register decision, where it has a
+    /// lock (the directory registry); None where it has not (a bucket, MLflow), whose races
+    /// compare-register settles after moving the alias.
+    fn lock(&self) -> Result<Option<store::RegistryLock>> {
+        Ok(None)
     }
 
     /// Resolves a reference to its version; an unknown model or alias is an error.
-    pub fn resolve(&self, reference: &ModelRef) -> Result<Version> {
+    fn resolve(&self, reference: &ModelRef) -> Result<Version> {
         match &reference.selector {
             Selector::Version(v) => self.version(&reference.name, *v),
             Selector::Alias(a) => {
@@ -220,13 +243,9 @@ impl Registry {
         }
     }
 
+    /// An error naming the model when it does not exist.
     fn require_model(&self, name: &str) -> Result<()> {
-        let exists = match self {
-            Registry::Local(r) => r.exists(name),
-            Registry::Mlflow(r) => r.exists(name)?,
-            Registry::Bucket(r) => r.exists(name)?,
-        };
-        if exists {
+        if self.exists(name)? {
             Ok(())
         } else {
             Err(Error::Invalid(format!(
@@ -235,66 +254,10 @@ impl Registry {
         }
     }
 
-    /// Registers a model directory as a new version (the model is created if missing).
-    /// `run_id`: the run whose `model` artifact the version comes from (with MLflow, a run
-    /// is created for it when None). `origin`: where `model_dir` was fetched from (a bucket
-    /// URI), recorded as the version's source in the embedded store when there is no run.
-    pub fn register(
-        &self,
-        name: &str,
-        model_dir: &Path,
-        origin: Option<&str>,
-        run_id: Option<&str>,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Version> {
-        match self {
-            Registry::Local(r) => r.register(name, model_dir, origin, run_id, tags),
-            Registry::Mlflow(r) => r.register(name, model_dir, run_id, tags),
-            Registry::Bucket(r) => r.register(name, model_dir, origin, run_id, tags),
-        }
-    }
-
-    pub fn set_alias(&self, name: &str, alias: &str, version: u64) -> Result<()> {
-        match self {
-            Registry::Local(r) => r.set_alias(name, alias, version),
-            Registry::Mlflow(r) => r.set_alias(name, alias, version),
-            Registry::Bucket(r) => r.set_alias(name, alias, version),
-        }
-    }
-
-    pub fn set_version_tag(&self, name: &str, version: u64, key: &str, value: &str) -> Result<()> {
-        match self {
-            Registry::Local(r) => r.set_version_tag(name, version, key, value),
-            Registry::Mlflow(r) => r.set_version_tag(name, version, key, value),
-            Registry::Bucket(r) => r.set_version_tag(name, version, key, value),
-        }
-    }
-
     /// Every version of a model, oldest first.
-    pub fn versions(&self, name: &str) -> Result<Vec<Version>> {
+    fn versions(&self, name: &str) -> Result<Vec<Version>> {
         self.require_model(name)?;
-        match self {
-            Registry::Local(r) => r.versions(name),
-            Registry::Mlflow(r) => r.versions(name),
-            Registry::Bucket(r) => r.versions(name),
-        }
-    }
-
-    pub fn models(&self) -> Result<Vec<ModelSummary>> {
-        match self {
-            Registry::Local(r) => r.models(),
-            Registry::Mlflow(r) => r.models(),
-            Registry::Bucket(r) => r.models(),
-        }
-    }
-
-    /// Copies a version's files into `dest` (created; must not hold a model already).
-    pub fn download(&self, version: &Version, dest: &Path) -> Result<()> {
-        match self {
-            Registry::Local(r) => r.download(version, dest),
-            Registry::Mlflow(r) => r.download(version, dest),
-            Registry::Bucket(r) => r.download(version, dest),
-        }
+        self.all_versions(name)
     }
 }
 

@@ -4,7 +4,7 @@
 //! STORE/runs/<run_id>/run.json     the RunRecord: experiment, name, parent, status, times,
 //!                                  tags, params, metrics (key, value, step, timestamp)
 //! STORE/runs/<run_id>/artifacts/   the logged files, under their artifact paths
-//! STORE/registry/…                 the model registry (see registry::local)
+//! STORE/registry/…                 the model registry (see registry::embedded)
 //! STORE/journal/…                  runs waiting for an unreachable MLflow server
 //! ```
 

@@ -151,7 +151,8 @@ impl Journal {
                 .map_err(|e| Error::io("open", &path, e))?
         } else {
             let mut f = File::create(&path).map_err(|e| Error::io("create", &path, e))?;
-            let line = serde_json::to_string(header).map_err(|e| Error::Invalid(e.to_string()))?;
+            let line =
+                serde_json::to_string(header).map_err(|e| Error::encode("a journal header", e))?;
             writeln!(f, "{line}").map_err(|e| Error::io("write", &path, e))?;
             f
         };
@@ -160,7 +161,7 @@ impl Journal {
 
     /// Appends one record and flushes it to the file system.
     pub fn append(&mut self, record: &Record) -> Result<()> {
-        let line = serde_json::to_string(record).map_err(|e| Error::Invalid(e.to_string()))?;
+        let line = serde_json::to_string(record).map_err(|e| Error::encode("a trial", e))?;
         writeln!(self.file, "{line}").map_err(|e| Error::io("write", &self.path, e))?;
         self.file
             .flush()

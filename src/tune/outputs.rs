@@ -125,7 +125,7 @@ pub fn write_all(dir: &Path, info: &SweepInfo, records: &[Record]) -> Result<Opt
         sweep: info.clone(),
         trials: sorted,
     };
-    let json = serde_json::to_string_pretty(&file).map_err(|e| Error::Invalid(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&file).map_err(|e| Error::encode("the trials", e))?;
     write_atomic(&dir.join("trials.json"), json.as_bytes())?;
     write_atomic(&dir.join("trials.csv"), csv(info, &file.trials).as_bytes())?;
     let best = best(&file.trials, &info.metric, info.goal()).and_then(|r| {
@@ -150,7 +150,7 @@ pub fn write_all(dir: &Path, info: &SweepInfo, records: &[Record]) -> Result<Opt
     match &best {
         Some(b) => {
             let text =
-                serde_json::to_string_pretty(b).map_err(|e| Error::Invalid(e.to_string()))?;
+                serde_json::to_string_pretty(b).map_err(|e| Error::encode("best.json", e))?;
             write_atomic(&best_path, format!("{text}\n").as_bytes())?;
         }
         // No trial succeeded: a stale best.json from an earlier sweep must not stay.

@@ -163,7 +163,8 @@ pub fn trial_id(params: &BTreeMap<String, Value>) -> String {
         .collect();
     let text = Value::Object(canonical).to_string();
     let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    // The first six bytes, as twelve hex digits.
+    format!("{digest:x}")[..12].to_owned()
 }
 
 /// Rebuilds objects with keys inserted in sorted order, which is the serialisation order
