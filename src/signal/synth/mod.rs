@@ -20,10 +20,11 @@
 //! cap sits a few millimetres off, electrode gains (±1 %) and noise change, rhythm frequencies
 //! move, ERD is weaker and idle trials more frequent.
 //!
-//! Amplitudes: EEG stays within ±100 µV ([`montage::physical_range`]) except for the
-//! artefacts of some rejected trials (about 1e-5 of the samples); EOG peaks near 330 µV, within
-//! the ±1000 µV assumed for EOG. With [`SynthConfig::gaps`] some subjects get one gap of 3–25
-//! NaN samples (all channels) somewhere in a trial, as some real files have.
+//! Amplitudes: EEG stays within ±100 µV
+//! ([`montage::physical_range`](super::montage::physical_range)) except for the artefacts of
+//! some rejected trials (about 1e-5 of the samples); EOG peaks near 330 µV, within the ±1000 µV
+//! assumed for EOG. With [`SynthConfig::gaps`] some subjects get one gap of 3–25 NaN samples
+//! (all channels) somewhere in a trial, as some real files have.
 //!
 //! A subject's sessions depend only on `(seed, subject, session)` and the configuration, never
 //! on which other subjects are generated.
