@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Axis};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::dataset::npy::NpyF32Writer;
@@ -410,8 +411,11 @@ fn read_one(
     })
 }
 
-/// Reads `sources` on up to `workers` threads and hands each result to `sink` in source order.
-/// At most `workers` recordings are in memory at once (plus their small cut trials).
+/// Reads `sources` on rayon's pool and hands each result to `sink`, on this thread, in source
+/// order. `par_bridge` hands the recordings out in order, one to each free thread, so at most a
+/// pool's worth of recordings plus the `workers` results waiting in the channel (and any
+/// finished ahead of a slower one) are in memory at once, not the whole list. After an error
+/// no further recording is started.
 fn read_parallel(
     sources: &[SourceFile],
     config: &PreprocessConfig,
@@ -419,29 +423,29 @@ fn read_parallel(
     workers: usize,
     sink: &mut dyn FnMut(&SourceFile, FileOut) -> Result<()>,
 ) -> Result<()> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
+    use std::sync::atomic::{AtomicBool, Ordering};
     let stop = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<FileOut>)>(workers);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            scope.spawn(move || {
-                let mut scratch = Scratch::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= sources.len() || stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let out = read_one(&sources[i], config, Some(layout), 1, &mut scratch);
-                    if tx.send((i, out)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
+    // In place: the sink is not `Send`, so it stays on this thread while the reads run on the
+    // pool.
+    rayon::in_place_scope(|scope| {
+        let stop = &stop;
+        scope.spawn(move |_| {
+            sources
+                .iter()
+                .enumerate()
+                .take_while(|_| !stop.load(Ordering::Relaxed))
+                .par_bridge()
+                .for_each_init(
+                    // One scratch per thread's run of recordings, reused between them.
+                    || (tx.clone(), Scratch::default()),
+                    |(tx, scratch), (i, source)| {
+                        let out = read_one(source, config, Some(layout), 1, scratch);
+                        // The receiver is gone only after an error: this read is not needed.
+                        let _ = tx.send((i, out));
+                    },
+                );
+        });
         let mut pending: BTreeMap<usize, Result<FileOut>> = BTreeMap::new();
         let mut expected = 0;
         let mut outcome = Ok(());
@@ -715,7 +719,7 @@ fn filter_rows_parallel(
             .collect();
         handles.into_iter().try_for_each(|h| {
             h.join()
-                .unwrap_or_else(|_| Err(Error::Numerical("a filter thread panicked".into())))
+                .unwrap_or_else(|_| Err(Error::Internal("a filter thread panicked".into())))
         })
     })
 }

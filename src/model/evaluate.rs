@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ndarray::{ArrayView3, Axis};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -55,8 +56,8 @@ pub struct Trials<'a> {
     pub sessions: &'a [String],
 }
 
-/// A fold's predictions and its wall time, once it has run.
-type FoldOutcome = Option<Result<(Vec<usize>, f64)>>;
+/// A fold's predictions and its wall time.
+type FoldOutcome = Result<(Vec<usize>, f64)>;
 
 /// Fits one fold from the per-trial scatters (computed once for all folds) and predicts its
 /// test trials.
@@ -99,50 +100,40 @@ pub fn evaluate<T: csp::Sample + Sync>(
     assert_eq!(y.len(), n, "labels and trials differ");
     let splits = cv::splits(evaluation, y, sessions, seed)?;
     let scatters = csp::trial_scatters(x)?;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(splits.len());
 
-    let mut outcomes: Vec<FoldOutcome> = (0..splits.len()).map(|_| None).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots = std::sync::Mutex::new(&mut outcomes);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let f = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(split) = splits.get(f) else { break };
-                let start = Instant::now();
-                let out = run_fold(x, y, &scatters, n_classes, split, params)
-                    .map(|p| (p, start.elapsed().as_secs_f64()));
-                if let Ok((pred, secs)) = &out {
-                    let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
-                    let s = Scores::new(&truth, pred, n_classes);
-                    on_fold(&FoldResult {
-                        fold: f,
-                        n_train: split.train.len(),
-                        n_test: split.test.len(),
-                        accuracy: s.accuracy,
-                        kappa: s.kappa,
-                        seconds: *secs,
-                    });
-                }
-                if let Ok(mut slots) = slots.lock() {
-                    slots[f] = Some(out);
-                }
-            });
-        }
-    });
+    // Every fold runs (on rayon's pool, one per core); the first failing fold in fold order is
+    // reported, whichever thread finished first. `collect` keeps the folds in order.
+    let outcomes: Vec<FoldOutcome> = splits
+        .par_iter()
+        .enumerate()
+        .map(|(f, split)| {
+            let start = Instant::now();
+            let out = run_fold(x, y, &scatters, n_classes, split, params)
+                .map(|p| (p, start.elapsed().as_secs_f64()));
+            if let Ok((pred, secs)) = &out {
+                let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
+                let s = Scores::new(&truth, pred, n_classes);
+                on_fold(&FoldResult {
+                    fold: f,
+                    n_train: split.train.len(),
+                    n_test: split.test.len(),
+                    accuracy: s.accuracy,
+                    kappa: s.kappa,
+                    seconds: *secs,
+                });
+            }
+            out
+        })
+        .collect();
 
     let mut predictions: Vec<Option<usize>> = vec![None; n];
     let mut fold_of: Vec<Option<usize>> = vec![None; n];
     let mut folds = Vec::with_capacity(splits.len());
     for (f, (split, outcome)) in splits.iter().zip(outcomes).enumerate() {
-        let (pred, seconds) = outcome
-            .ok_or_else(|| Error::Numerical(format!("fold {f} did not finish")))?
-            .map_err(|e| match e {
-                Error::Data(m) => Error::Data(format!("fold {}: {m}", f + 1)),
-                other => other,
-            })?;
+        let (pred, seconds) = outcome.map_err(|e| match e {
+            Error::Data(m) => Error::Data(format!("fold {}: {m}", f + 1)),
+            other => other,
+        })?;
         let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
         let s = Scores::new(&truth, &pred, n_classes);
         for (&i, &p) in split.test.iter().zip(&pred) {

@@ -5,12 +5,12 @@
 //! and features of every distinct CSP setting. These are computed once; each candidate then
 //! costs only its SVM fits. Results equal `evaluate::evaluate` run on each candidate alone.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView3, Axis};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -155,7 +155,7 @@ impl Prepared {
                 keys.push(match c {
                     Ok(p) => {
                         let key = serde_json::to_string(&p.csp)
-                            .map_err(|e| Error::Invalid(e.to_string()))?;
+                            .map_err(|e| Error::encode("csp parameters", e))?;
                         if !cache.contains_key(&key) && !missing.iter().any(|(k, _)| *k == key) {
                             missing.push((key.clone(), p.csp.clone()));
                         }
@@ -243,27 +243,19 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// `f(0..n)` on up to `jobs` threads, results in index order.
+/// `f(0..n)` on up to `jobs` threads, results in index order (rayon's indexed `collect`).
+/// `--jobs` bounds the threads, so the work runs on a pool of that size rather than the
+/// global one (a pool costs what the scoped threads it replaced cost: one spawn per thread).
 fn parallel_map<R: Send>(n: usize, jobs: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let out: Mutex<BTreeMap<usize, R>> = Mutex::new(BTreeMap::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(n.max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let r = f(i);
-                if let Ok(mut out) = out.lock() {
-                    out.insert(i, r);
-                }
-            });
-        }
-    });
-    out.into_inner()
-        .map(|m| m.into_values().collect())
-        .unwrap_or_default()
+    let run = || (0..n).into_par_iter().map(&f).collect();
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.clamp(1, n.max(1)))
+        .build()
+    {
+        Ok(pool) => pool.install(run),
+        // The OS refused the threads: the global pool still gives the same results.
+        Err(_) => run(),
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +266,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
     use rand_xoshiro::Xoshiro256PlusPlus;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Mixed Gaussian sources with a class-dependent gain on one source per class.
     fn data(n: usize, channels: usize, samples: usize) -> (Array3<f64>, Vec<usize>) {
