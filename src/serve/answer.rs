@@ -15,6 +15,27 @@ pub struct Timed<T> {
     pub infer: Duration,
 }
 
+impl Timed<Vec<u8>> {
+    /// `value` encoded as the JSON body of an answer, with the times it took.
+    pub fn json<V: serde::Serialize>(
+        value: &V,
+        parse: Duration,
+        infer: Duration,
+    ) -> Result<Self, super::error::ApiError> {
+        let body = serde_json::to_vec(value).map_err(|e| {
+            super::error::ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error: cannot encode the answer: {e}"),
+            )
+        })?;
+        Ok(Timed {
+            value: body,
+            parse,
+            infer,
+        })
+    }
+}
+
 /// A JSON answer with the timing headers, once parse and inference time are counted.
 pub fn json_answer(metrics: &Metrics, timed: Timed<Vec<u8>>, version: &str) -> Response {
     metrics.parse(timed.parse);

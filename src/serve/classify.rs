@@ -103,14 +103,7 @@ pub async fn classify(
                 .iter()
                 .map(|&c| served.model.classes[c].as_str())
                 .collect();
-            let body = serde_json::to_vec(&names).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}"))
-            })?;
-            Ok(Timed {
-                value: body,
-                parse,
-                infer,
-            })
+            Timed::json(&names, parse, infer)
         })
         .await?;
     Ok(json_answer(&st.metrics, timed, &model.version))

@@ -217,14 +217,7 @@ pub async fn infer(
                     },
                 ],
             };
-            let body = serde_json::to_vec(&response).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}"))
-            })?;
-            Ok(Timed {
-                value: body,
-                parse,
-                infer,
-            })
+            Timed::json(&response, parse, infer)
         })
         .await?;
     Ok(json_answer(&st.metrics, timed, &model.version))
