@@ -112,7 +112,7 @@ measure() {
   echo "$name: warming up" >&2
   wrk -t1 -c4 -d2s -s "$work/post.lua" "$url" > /dev/null
   # Both servers settle for 2 s: bciops predicts a lone request where it was read only after
-  # a second in which no two requests overlapped (`serve::routes::blocking`).
+  # a second in which no two requests overlapped (`serve::work::Scheduler::blocking`).
   sleep 2
   for c in 1 8 32; do
     line=$(wrk_run "$url" "$c")

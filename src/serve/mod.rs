@@ -12,13 +12,9 @@
 mod answer;
 mod body;
 pub mod classify;
-// Public only so that `benches/serve_json.rs` can measure it against other parsers.
-#[doc(hidden)]
-pub mod decimal;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
-mod pow5_table;
 pub mod reload;
 pub mod router;
 mod server;
