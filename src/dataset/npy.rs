@@ -363,6 +363,19 @@ pub(crate) fn npy_with_header(major: u8, dict: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `.npy` bytes whose header claims shape `dims` of `descr` (sizes as Python integers, so a
+/// claim beyond usize reads as such), followed by `data` zero bytes; for hostile-header tests.
+#[cfg(test)]
+pub(crate) fn npy_claim(major: u8, descr: &str, dims: &[u64], data: usize) -> Vec<u8> {
+    let dims: Vec<String> = dims.iter().map(u64::to_string).collect();
+    let shape = match dims.as_slice() {
+        [one] => format!("({one},)"),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    npy_with_header(major, &dict, &vec![0; data])
+}
+
 #[cfg(test)]
 mod reading_tests {
     use super::*;
@@ -546,22 +559,6 @@ mod reading_tests {
         }
     }
 
-    /// A header that claims shape `dims` of `descr` (sizes as Python integers, so a claim
-    /// beyond usize reads as such), followed by `data` bytes.
-    fn claim(major: u8, descr: &str, dims: &[u64], data: usize) -> Vec<u8> {
-        let shape = match dims {
-            [one] => format!("({one},)"),
-            _ => format!(
-                "({})",
-                dims.iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        npy_with_header(major, &dict(descr, &shape), &vec![0; data])
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
@@ -575,7 +572,7 @@ mod reading_tests {
             dims in prop::collection::vec(hostile_size(), 0..5),
             data in 0usize..512,
         ) {
-            let bytes = claim(major, descr, &dims, data);
+            let bytes = npy_claim(major, descr, &dims, data);
             let len = bytes.len() as u64;
             let got = quick("read_checked", || {
                 (
@@ -598,7 +595,7 @@ mod reading_tests {
             cut in 0usize..300,
             tail in prop::collection::vec(any::<u8>(), 0..300),
         ) {
-            let mut bytes = claim(1, "<f4", &[2, 3, 4], 96);
+            let mut bytes = npy_claim(1, "<f4", &[2, 3, 4], 96);
             for (at, value) in edits {
                 let at = at % bytes.len();
                 bytes[at] = value;

@@ -872,23 +872,11 @@ mod tests {
 #[cfg(test)]
 mod hostile_tests {
     use super::*;
-    use crate::dataset::npy::npy_with_header;
     use crate::testutil::{hostile_size, quick};
     use proptest::prelude::*;
 
     fn npy(descr: &str, dims: &[u64], data: usize) -> Vec<u8> {
-        let shape = match dims {
-            [one] => format!("({one},)"),
-            _ => format!(
-                "({})",
-                dims.iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        npy_with_header(1, &dict, &vec![0; data])
+        crate::dataset::npy::npy_claim(1, descr, dims, data)
     }
 
     #[test]
