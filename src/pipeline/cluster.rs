@@ -10,7 +10,7 @@
 //! `sweep_yaml` (editable when the run is submitted), and any other input given as a local
 //! path is refused, naming the config key. The local runner keeps the graph as it is.
 
-use super::config::{PipelineConfig, Scalar, DEFAULT_SWEEP, DEFAULT_SWEEP_YAML};
+use super::config::{Scalar, DEFAULT_SWEEP, DEFAULT_SWEEP_YAML};
 use super::dag::{Arg, ArtifactRef, Dag, Input, Node, Param, ParamType, Step};
 use crate::error::{Error, Result};
 
@@ -32,7 +32,7 @@ fn is_remote(uri: &str) -> bool {
 }
 
 /// The graph `dag` rewritten for a cluster (see the module docs).
-pub fn for_cluster(dag: &Dag, config: &PipelineConfig) -> Result<Dag> {
+pub fn for_cluster(dag: &Dag) -> Result<Dag> {
     let mut out = dag.clone();
     let mut inline_sweep = None;
     for (param, key) in IMPORTS {
@@ -70,7 +70,7 @@ pub fn for_cluster(dag: &Dag, config: &PipelineConfig) -> Result<Dag> {
         });
         out.nodes = inline(out.nodes);
     }
-    out.nodes = unroll(out.nodes, config.tune.shards)?;
+    out.nodes = unroll(out.nodes)?;
     Ok(out)
 }
 
@@ -124,8 +124,9 @@ fn inline(nodes: Vec<Node>) -> Vec<Node> {
 
 /// Each shard loop becomes `shards` steps `NAME-I` with a literal `--shard I/N`; an input list
 /// of their outputs becomes one input per shard.
-fn unroll(nodes: Vec<Node>, shards: u32) -> Result<Vec<Node>> {
-    let mut looped: Vec<String> = Vec::new();
+fn unroll(nodes: Vec<Node>) -> Result<Vec<Node>> {
+    // Each looped step's name and its loop's shard count.
+    let mut looped: Vec<(String, u32)> = Vec::new();
     let mut out = Vec::new();
     for node in nodes {
         match node {
@@ -136,7 +137,7 @@ fn unroll(nodes: Vec<Node>, shards: u32) -> Result<Vec<Node>> {
                             return Err(Error::Invalid("a shard loop may hold only steps".into()));
                         };
                         let mut s = s.clone();
-                        looped.push(s.name.clone());
+                        looped.push((s.name.clone(), n));
                         s.name = format!("{}-{i}", s.name);
                         for arg in &mut s.args {
                             if *arg == Arg::Shard {
@@ -149,9 +150,9 @@ fn unroll(nodes: Vec<Node>, shards: u32) -> Result<Vec<Node>> {
             }
             Node::If { condition, body } => out.push(Node::If {
                 condition,
-                body: unroll(body, shards)?,
+                body: unroll(body)?,
             }),
-            Node::Step(s) => out.push(Node::Step(fan_in(s, &looped, shards))),
+            Node::Step(s) => out.push(Node::Step(fan_in(s, &looped))),
             other => out.push(other),
         }
     }
@@ -159,16 +160,17 @@ fn unroll(nodes: Vec<Node>, shards: u32) -> Result<Vec<Node>> {
 }
 
 /// An input list from a looped step becomes inputs `NAME-1` … `NAME-N`.
-fn fan_in(mut s: Step, looped: &[String], shards: u32) -> Step {
-    let lists: Vec<Input> = s
+fn fan_in(mut s: Step, looped: &[(String, u32)]) -> Step {
+    let lists: Vec<(Input, u32)> = s
         .inputs
         .iter()
-        .filter(|i| {
-            looped.contains(&i.from.step) && s.args.contains(&Arg::InputList(i.name.clone()))
+        .filter(|i| s.args.contains(&Arg::InputList(i.name.clone())))
+        .filter_map(|i| {
+            let (_, n) = looped.iter().find(|(step, _)| *step == i.from.step)?;
+            Some((i.clone(), *n))
         })
-        .cloned()
         .collect();
-    for list in lists {
+    for (list, shards) in lists {
         s.inputs.retain(|i| i.name != list.name);
         let mut args = Vec::new();
         for arg in s.args {

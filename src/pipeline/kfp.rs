@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: &str = "2.1.0";
 
 /// Renders the pipeline for `image` (which must have `bciops` on its PATH or as entrypoint).
 pub fn emit(dag: &Dag, config: &PipelineConfig, image: &str) -> Result<String> {
-    let cluster = super::cluster::for_cluster(dag, config)?;
+    let cluster = super::cluster::for_cluster(dag)?;
     let dag = &cluster;
     let mut e = Emitter {
         dag,

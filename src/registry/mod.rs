@@ -281,11 +281,10 @@ pub fn fetch_model(
         kind: crate::model::artifact::MODEL_DIR,
         force,
     };
-    // Refused before the download, not after it.
-    replace.check(dest)?;
     let parsed: ModelRef = reference.parse()?;
     let reg = registry.open()?;
     let v = reg.resolve(&parsed)?;
+    // `dest` is checked here, before anything is downloaded.
     let staged = crate::fsutil::StagedDir::new(dest, replace)?;
     reg.download(&v, staged.path())?;
     crate::model::artifact::load(staged.path()).map_err(|e| {

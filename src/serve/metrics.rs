@@ -199,27 +199,19 @@ impl Metrics {
             "Time to decode and check a request body (JSON, binary or .npy).",
         );
         lock(&self.parse).write(&mut out, "bciops_parse_duration_seconds", "");
-        header(
+        single(
             &mut out,
             "bciops_requests_in_flight",
             "gauge",
             "Requests being handled now.",
+            self.in_flight.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "bciops_requests_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
-        header(
+        single(
             &mut out,
             "bciops_open_connections",
             "gauge",
             "Client connections open now (idle kept-alive ones included).",
-        );
-        let _ = writeln!(
-            out,
-            "bciops_open_connections {}",
-            self.connections.load(Ordering::Relaxed)
+            self.connections.load(Ordering::Relaxed),
         );
         header(
             &mut out,
@@ -235,37 +227,35 @@ impl Metrics {
                 escape(version)
             );
         }
-        header(
+        single(
             &mut out,
             "bciops_model_ready",
             "gauge",
             "1 once a model is loaded and answered its warm-up prediction.",
+            u8::from(self.is_ready()),
         );
-        let _ = writeln!(out, "bciops_model_ready {}", u8::from(self.is_ready()));
-        header(
+        single(
             &mut out,
             "bciops_model_reloads_total",
             "counter",
             "Models swapped in after the first one.",
+            self.reloads.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "bciops_model_reloads_total {}",
-            self.reloads.load(Ordering::Relaxed)
-        );
-        header(
+        single(
             &mut out,
             "bciops_model_reload_failures_total",
             "counter",
             "Reloads that failed to load, verify or warm up (the old model kept serving).",
-        );
-        let _ = writeln!(
-            out,
-            "bciops_model_reload_failures_total {}",
-            self.reload_failures.load(Ordering::Relaxed)
+            self.reload_failures.load(Ordering::Relaxed),
         );
         out
     }
+}
+
+/// A metric without labels: its header and its one value.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

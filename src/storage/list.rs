@@ -127,13 +127,12 @@ pub fn list(loc: &Location) -> Result<Vec<Entry>> {
         }
         Location::Remote(remote) => {
             let s = store(remote)?;
-            let mut found = block_on(list_under(s.as_ref(), remote))??;
+            let found = block_on(list_under(s.as_ref(), remote))??;
             if found.is_empty() && !remote.key.is_empty() {
                 let meta = block_on(s.head(&remote.object()))?
                     .map_err(|e| store_error("read", remote, e))?;
-                found.push((loc.file_name().unwrap_or_default(), meta.size));
                 return Ok(vec![Entry {
-                    name: found[0].0.clone(),
+                    name: loc.file_name().unwrap_or_default(),
                     size: meta.size,
                     location: loc.clone(),
                 }]);
