@@ -55,6 +55,9 @@ fn default_pipeline_is_valid_kfp_ir() {
         "ghcr.io/example/bciops:0.1.0",
         "--out",
         out.to_str().unwrap(),
+        // The one key a cluster needs that the local default leaves unset.
+        "--set",
+        "registry.uri=https://mlflow.example.com",
     ])
     .success();
     let yaml = std::fs::read_to_string(&out).unwrap();
@@ -90,6 +93,7 @@ fn every_option_compiles_to_valid_kfp_ir() {
         "steps.train.accelerator.type=nvidia.com/gpu",
         "steps.train.accelerator.count=1",
         "steps.deploy.cache=false",
+        "registry.uri=gs://bucket/registry",
     ];
     let mut args: Vec<String> = ["pipeline", "compile", "--image", "bciops:dev", "--out"]
         .map(String::from)
@@ -146,6 +150,8 @@ fn bad_configs_are_usage_errors() {
         o,
         "--set",
         "steps.train.memory_limit=much",
+        "--set",
+        "registry.uri=http://mlflow:5000",
     ])
     .fails(2, "`much`");
     bciops(["pipeline", "compile", "--image", " ", "--out", o]).fails(2, "--image");
@@ -173,14 +179,21 @@ fn bad_configs_are_usage_errors() {
         bad.to_str().unwrap(),
     ])
     .fails(2, "unknown");
-    // Inputs a step on a cluster cannot read (issue 19): refused, naming the key.
+    // Inputs a step on a cluster cannot read, and a registry that would live in a step's pod
+    // (issue 19): refused, naming the key.
     for (set, key) in [
         ("data.uri=./recordings", "data.uri"),
         ("train.params_file=best.json", "train.params_file"),
+        ("registry.uri=./bciops-store", "registry.uri"),
+        ("registry.uri=file:///srv/registry", "registry.uri"),
+        ("registry.uri=null", "registry.uri"),
     ] {
         let mut args = vec![
             "pipeline", "compile", "--image", "x", "--out", o, "--set", set,
         ];
+        if key != "registry.uri" {
+            args.extend(["--set", "registry.uri=http://mlflow:5000"]);
+        }
         if key == "data.uri" {
             args.extend(["--set", "data.source=uri"]);
         }

@@ -8,7 +8,9 @@
 //! literal `--shard I/N` (the count is known when compiling), the merge takes one input per
 //! shard, a sweep given as a local file travels inline as the pipeline parameter
 //! `sweep_yaml` (editable when the run is submitted), and any other input given as a local
-//! path is refused, naming the config key. The local runner keeps the graph as it is.
+//! path is refused, naming the config key, as is a registry that is not shared (an MLflow
+//! server or a bucket): one in the pod's filesystem is lost with the pod. The local runner
+//! keeps the graph as it is.
 
 use super::config::{Scalar, DEFAULT_SWEEP, DEFAULT_SWEEP_YAML};
 use super::dag::{Arg, ArtifactRef, Dag, Input, Node, Param, ParamType, Step};
@@ -31,8 +33,42 @@ fn is_remote(uri: &str) -> bool {
         .any(|scheme| uri.starts_with(scheme))
 }
 
+/// Registries a step on a cluster can write and the next run still finds: an MLflow server or
+/// the embedded store on a bucket.
+fn is_shared_registry(uri: &str) -> bool {
+    ["http://", "https://", "s3://", "gs://"]
+        .iter()
+        .any(|scheme| uri.starts_with(scheme))
+}
+
+/// compare-register's registry must outlive the step's pod: a directory (or the default
+/// `./bciops-store`) would be written in the pod's filesystem and lost with it, and every run
+/// would find no champion and promote.
+fn check_registry(dag: &Dag) -> Result<()> {
+    if !dag.steps().iter().any(|s| s.name == "compare-register") {
+        return Ok(());
+    }
+    match dag.param("registry_uri") {
+        Some(Param {
+            default: Scalar::Str(uri),
+            ..
+        }) if is_shared_registry(uri) => Ok(()),
+        Some(Param { default, .. }) => Err(Error::Invalid(format!(
+            "`registry.uri` is `{default}`, a directory in the step's pod on a cluster, lost \
+             with it: give an MLflow URI (http(s)://…) or a bucket (s3://…, gs://…)"
+        ))),
+        None => Err(Error::Invalid(
+            "`registry.uri` is not set: on a cluster the default registry (./bciops-store) \
+             would live in the step's pod and be lost with it: give an MLflow URI \
+             (http(s)://…) or a bucket (s3://…, gs://…)"
+                .into(),
+        )),
+    }
+}
+
 /// The graph `dag` rewritten for a cluster (see the module docs).
 pub fn for_cluster(dag: &Dag) -> Result<Dag> {
+    check_registry(dag)?;
     let mut out = dag.clone();
     let mut inline_sweep = None;
     for (param, key) in IMPORTS {

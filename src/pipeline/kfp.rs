@@ -658,7 +658,9 @@ mod tests {
 
     #[test]
     fn default_pipeline_has_branches_loop_and_gate() {
-        let config = PipelineConfig::load(None, &[]).unwrap();
+        // A cluster needs a shared registry (`cluster::check_registry`).
+        let sets = ["registry.uri=https://mlflow.example.com".to_owned()];
+        let config = PipelineConfig::load(None, &sets).unwrap();
         let yaml = emit(&dag::build(&config), &config, "bciops:test").unwrap();
         for needle in [
             "inputs.parameter_values['pipelinechannel--mode'] == 'tune'",
@@ -684,7 +686,10 @@ mod tests {
 
     #[test]
     fn bad_quantity_is_an_error_naming_it() {
-        let sets = ["steps.train.cpu_limit=lots".to_owned()];
+        let sets = [
+            "steps.train.cpu_limit=lots".to_owned(),
+            "registry.uri=s3://bucket/registry".to_owned(),
+        ];
         let config = PipelineConfig::load(None, &sets).unwrap();
         let err = emit(&dag::build(&config), &config, "x")
             .unwrap_err()
