@@ -252,8 +252,15 @@ struct Decoded {
 /// Decodes a request body: `json` is its JSON part and `binary` what follows it (see
 /// [`v2_binary::split`]; empty without the extension).
 fn decode(json: &[u8], binary: &[u8]) -> Result<Decoded, ApiError> {
-    let req: InferRequest = serde_json::from_slice(json)
-        .map_err(|e| ApiError::bad_request(format!("not a V2 inference request: {e}")))?;
+    let req: InferRequest = serde_json::from_slice(json).map_err(|e| {
+        // Raw bytes after the JSON without the header that says where the JSON ends.
+        let hint = if binary.is_empty() && e.to_string().starts_with("trailing characters") {
+            "; binary data after the JSON needs the `Inference-Header-Content-Length` header"
+        } else {
+            ""
+        };
+        ApiError::bad_request(format!("not a V2 inference request: {e}{hint}"))
+    })?;
     let outputs = wanted(
         req.outputs,
         req.parameters.binary_data_output.unwrap_or(false),
@@ -618,6 +625,16 @@ mod hostile_tests {
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{input}");
             assert!(e.message.contains(says), "{says}: {}", e.message);
         }
+        // Binary data sent without the header: the JSON seems to go on.
+        let (json, bin) = binary_request(&eeg(r#"{"binary_data_size": 8}"#, ""), "", &two);
+        let e = decode(&[json, bin].concat(), &[]).unwrap_err();
+        assert!(
+            e.message.contains("trailing characters")
+                && e.message
+                    .contains("needs the `Inference-Header-Content-Length` header"),
+            "{}",
+            e.message
+        );
         // NaN in binary data is refused like a non-finite JSON value.
         let (json, bin) = binary_request(
             &eeg(r#"{"binary_data_size": 8}"#, ""),
