@@ -247,6 +247,9 @@ fn every_endpoint_answers() {
         "/v2/models/{name}",
         "/v2/models/{name}/ready",
         "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}",
+        "/v2/models/{name}/versions/{version}/ready",
+        "/v2/models/{name}/versions/{version}/infer",
         "/livez",
         "/readyz",
         "/metrics",
@@ -1000,4 +1003,208 @@ fn a_registry_alias_on_a_bucket_is_served_and_followed() {
     register(&f.model_b);
     server.signal("-HUP");
     server.wait_until("version 2 after SIGHUP", |s| s.version() == "2");
+}
+
+/// Triton's own HTTP client (`tritonclient.http`, what KServe users call) with its defaults:
+/// `set_data_from_numpy` sends the binary tensor data extension and, with no output named,
+/// asks for every output in binary. Then versioned calls, requested outputs (binary and
+/// JSON), FP64 and JSON inputs, and the errors it raises for an unknown version, input or
+/// output. The trials are the raw EEG of one recording cut by MNE at the cues (as
+/// tests/preprocess.rs does), so that the server filters them as `bciops predict` on the
+/// recording does for a model trained on per-trial-filtered data. Written out as JSON,
+/// checked by the test against `bciops predict`.
+const TRITON_CLIENT: &str = r#"
+import json, sys
+import mne
+import numpy as np
+import tritonclient.http as http
+from tritonclient.utils import InferenceServerException
+
+url, name, version, gdf, out_path = sys.argv[1:6]
+raw = mne.io.read_raw_gdf(gdf, preload=True, verbose="error")
+eeg = [c for c in raw.ch_names if not c.startswith("EOG")]
+data = raw.get_data(picks=eeg) * 1e6
+ev = [(int(round(o * 250)), d) for o, d in zip(raw.annotations.onset, raw.annotations.description)]
+rejected = {p for p, d in ev if d == "1023"}
+starts = sorted(p for p, d in ev if d == "768")
+cues = [p for p, d in sorted(ev) if d in ("769", "770")
+        and max(s for s in starts if s <= p) not in rejected]
+x64 = np.stack([data[:, c:c + 750] for c in cues])
+x = x64.astype(np.float32)
+client = http.InferenceServerClient(url)
+out = {
+    "trials": len(x),
+    "live": client.is_server_live(),
+    "ready": client.is_model_ready(name),
+    "ready_version": client.is_model_ready(name, version),
+    "ready_other_version": client.is_model_ready(name, "999"),
+    "metadata_versions": client.get_model_metadata(name, version)["versions"],
+    "extensions": client.get_server_metadata()["extensions"],
+}
+
+def infer(batch, outputs=None, model_version="", binary=True, input_name="eeg"):
+    datatype = "FP64" if batch.dtype == np.float64 else "FP32"
+    tensor = http.InferInput(input_name, list(batch.shape), datatype)
+    tensor.set_data_from_numpy(batch, binary_data=binary)
+    return client.infer(name, [tensor], model_version=model_version, outputs=outputs)
+
+def labels(result):
+    return [b.decode() for b in result.as_numpy("labels").tolist()]
+
+def binary(result):
+    return {o["name"]: "binary_data_size" in o.get("parameters", {}) for o in result.get_response()["outputs"]}
+
+r = infer(x)
+out["default"] = {"labels": labels(r), "scores": r.as_numpy("scores").tolist(), "binary": binary(r)}
+r = infer(x, [http.InferRequestedOutput("labels")], model_version=version)
+out["versioned_labels"] = {"labels": labels(r), "binary": binary(r)}
+r = infer(x64, [http.InferRequestedOutput("scores", binary_data=False)], model_version=version)
+out["fp64_json_scores"] = {"scores": r.as_numpy("scores").tolist(), "binary": binary(r)}
+r = infer(x[:3], binary=False)
+out["json_input"] = {"labels": labels(r), "binary": binary(r)}
+
+def error(call):
+    try:
+        call()
+    except InferenceServerException as e:
+        return [e.status(), e.message()]
+    return None
+
+out["errors"] = {
+    "version": error(lambda: infer(x[:1], model_version="999")),
+    "output": error(lambda: infer(x[:1], [http.InferRequestedOutput("probabilities")])),
+    "input": error(lambda: infer(x[:1], input_name="input_0")),
+}
+json.dump(out, open(out_path, "w"))
+"#;
+
+#[test]
+fn tritonclient_defaults_versions_and_outputs_agree_with_predict() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let epochs = common::synth_epochs(
+        tmp.path(),
+        "epochs",
+        &["--trials-per-class", "12", "--runs", "1"],
+        &["--filter-per-trial"],
+    );
+    let model = tmp.path().join("model");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    bciops([
+        "train",
+        "--data",
+        &s(&epochs),
+        "--out",
+        &s(&model),
+        "--eval",
+        "cv:2",
+    ])
+    .success();
+    let gdf = std::fs::read_dir(tmp.path().join("raw"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("T.gdf"))
+        .expect("a training-session recording");
+    let server = start(&model, &["--name", "bci"]);
+    let version = version_of(&model);
+    let out = tmp.path().join("triton.json");
+    common::run_python(
+        &python,
+        TRITON_CLIENT,
+        &[
+            Path::new(&server.addr.to_string()),
+            Path::new("bci"),
+            Path::new(&version),
+            &gdf,
+            &out,
+        ],
+    );
+    let got: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let predicted = bciops([
+        "predict",
+        "--model",
+        &s(&model),
+        "--data",
+        &s(&gdf),
+        "--decision",
+        "--json",
+    ])
+    .success();
+    let predicted: Value = serde_json::from_str(&predicted.stdout).unwrap();
+    let labels = &predicted["labels"];
+    assert_eq!(
+        Some(labels.as_array().unwrap().len()),
+        got["trials"].as_u64().map(|n| n as usize)
+    );
+
+    for (key, want) in [
+        ("live", json!(true)),
+        ("ready", json!(true)),
+        ("ready_version", json!(true)),
+        ("ready_other_version", json!(false)),
+        ("metadata_versions", json!([version])),
+        ("extensions", json!(["binary_tensor_data"])),
+    ] {
+        assert_eq!(got[key], want, "{key}: {got}");
+    }
+    assert_eq!(&got["default"]["labels"], labels);
+    assert_eq!(
+        got["default"]["binary"],
+        json!({"labels": true, "scores": true})
+    );
+    assert_eq!(&got["versioned_labels"]["labels"], labels);
+    assert_eq!(got["versioned_labels"]["binary"], json!({"labels": true}));
+    assert_eq!(got["fp64_json_scores"]["binary"], json!({"scores": false}));
+    assert_eq!(
+        got["json_input"]["labels"],
+        json!(labels.as_array().unwrap()[..3])
+    );
+    // Scores against `bciops predict --decision` on the same recording. `predict` reads a
+    // recording through an epochs dataset, stored as float32 (6e-8 relative per value), and
+    // the default client sends float32 trials: decision values agree to float32 precision,
+    // 1e-6 of the largest (measured: 3.5e-8 for FP64 trials, 3.7e-8 for FP32 ones).
+    let decision: Vec<f64> = predicted["decision"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[0].as_f64().unwrap())
+        .collect();
+    let scale = decision.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    for name in ["fp64_json_scores", "default"] {
+        let scores = got[name]["scores"].as_array().unwrap();
+        assert_eq!(scores.len(), decision.len(), "{name}");
+        let mut worst = 0.0_f64;
+        for (i, (a, b)) in scores.iter().zip(&decision).enumerate() {
+            let a = a[0].as_f64().unwrap();
+            worst = worst.max((a - b).abs() / scale);
+            assert!(
+                (a - b).abs() <= 1e-6 * scale,
+                "{name} trial {i}: {a} vs {b} (scale {scale})"
+            );
+        }
+        eprintln!("{name}: scores within {worst:.1e} of the largest decision value");
+    }
+    let errors = &got["errors"];
+    let error = |key: &str, status: &str, says: &str| {
+        let e = &errors[key];
+        assert_eq!(e[0], status, "{key}: {e}");
+        assert!(e[1].as_str().unwrap().contains(says), "{key}: {e}");
+    };
+    error(
+        "version",
+        "404",
+        &format!("model `bci` has no version `999` here; this server serves version `{version}`"),
+    );
+    error(
+        "output",
+        "400",
+        "unknown output `probabilities`; the model's outputs are `labels` and `scores`",
+    );
+    error(
+        "input",
+        "400",
+        "unknown input `input_0`; the model's input is `eeg`",
+    );
 }

@@ -508,3 +508,167 @@ fn malformed_requests_get_a_json_error() {
     // The server goes on answering.
     assert_eq!(server.get("/livez").0, 200);
 }
+
+/// A V2 request of the binary tensor data extension: the JSON header, then `binary`.
+fn binary_infer(
+    server: &Server,
+    json: &Value,
+    binary: &[u8],
+    header_len: &str,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut body = serde_json::to_vec(json).unwrap();
+    body.extend_from_slice(binary);
+    let r = server
+        .http
+        .post(server.url("/v2/models/model/infer"))
+        .header("content-type", "application/octet-stream")
+        .header("inference-header-content-length", header_len)
+        .body(body)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.bytes().unwrap().to_vec())
+}
+
+/// Binary extension bodies whose stated lengths disagree with each other or with the body:
+/// each a 400 naming the value, none allocating what it claims, and the server goes on; a
+/// consistent one is answered in binary, labels prefixed by their length.
+#[test]
+fn binary_extension_lengths_that_disagree_are_answered_400() {
+    let f = fixture();
+    let server = start(&f.model, &["--max-body-bytes", "4000000"]);
+    let meta = server.get_json("/v2/models/model");
+    let (c, s) = (
+        meta["inputs"][0]["shape"][1].as_u64().unwrap() as usize,
+        meta["inputs"][0]["shape"][2].as_u64().unwrap() as usize,
+    );
+    let trial: Vec<f32> =
+        serde_json::from_slice::<Vec<Vec<Vec<f32>>>>(&f.one_trial).unwrap()[0].concat();
+    let bytes: Vec<u8> = trial.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let input = |size: Value| {
+        serde_json::json!({"inputs": [{"name": "eeg", "shape": [1, c, s], "datatype": "FP32",
+            "parameters": {"binary_data_size": size}}]})
+    };
+    let good = input(bytes.len().into());
+    let good_len = serde_json::to_vec(&good).unwrap().len().to_string();
+    let huge = 1u64 << 40;
+    let cases: Vec<(&str, Value, &[u8], String, String)> = vec![
+        (
+            "a header length beyond the body",
+            good.clone(),
+            &bytes[..],
+            "99999999".into(),
+            format!(
+                "`Inference-Header-Content-Length` `99999999` is larger than the body's `{}` bytes",
+                good_len.parse::<usize>().unwrap() + bytes.len()
+            ),
+        ),
+        (
+            "a negative header length",
+            good.clone(),
+            &bytes[..],
+            "-1".into(),
+            "`Inference-Header-Content-Length` `-1` is not a byte count".into(),
+        ),
+        (
+            "a header length past u64",
+            good.clone(),
+            &bytes[..],
+            "99999999999999999999999".into(),
+            "`99999999999999999999999` is not a byte count".into(),
+        ),
+        (
+            "a header length cutting the JSON",
+            good.clone(),
+            &bytes[..],
+            "10".into(),
+            "not a V2 inference request".into(),
+        ),
+        (
+            "a binary size of 1 TiB",
+            input(huge.into()),
+            &bytes[..],
+            serde_json::to_vec(&input(huge.into()))
+                .unwrap()
+                .len()
+                .to_string(),
+            format!("`binary_data_size` `{huge}` does not match shape `[1, {c}, {s}]`"),
+        ),
+        (
+            "a binary size and a shape of 1 TiB",
+            serde_json::json!({"inputs": [{"name": "eeg", "shape": [huge / 4 / (c * s) as u64, c, s],
+                "datatype": "FP32", "parameters": {"binary_data_size": huge / 4 / (c * s) as u64 * 4 * (c * s) as u64}}]}),
+            &bytes[..],
+            "0".into(),
+            "bytes of binary data follow the JSON header".into(),
+        ),
+        (
+            "a negative binary size",
+            input((-4).into()),
+            &bytes[..],
+            serde_json::to_vec(&input((-4).into()))
+                .unwrap()
+                .len()
+                .to_string(),
+            "invalid value: integer `-4`".into(),
+        ),
+        (
+            "binary data cut short",
+            good.clone(),
+            &bytes[..bytes.len() - 4],
+            good_len.clone(),
+            format!(
+                "`binary_data_size` `{}` but `{}` bytes of binary data follow",
+                bytes.len(),
+                bytes.len() - 4
+            ),
+        ),
+    ];
+    for (what, json, binary, header_len, says) in cases {
+        // The JSON length of a case whose header length is "0" is filled in here.
+        let header_len = if header_len == "0" {
+            serde_json::to_vec(&json).unwrap().len().to_string()
+        } else {
+            header_len
+        };
+        let (status, _, body) = binary_infer(&server, &json, binary, &header_len);
+        let v: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{what}: not JSON: {}", String::from_utf8_lossy(&body)));
+        let e = v["error"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{what}: {v}");
+        assert!(e.contains(&says), "{what}: {e}");
+        assert!(!e.contains('\n'), "{what}: {e}");
+    }
+
+    // The consistent request, answered in binary as asked.
+    let mut asked = good.clone();
+    asked["parameters"] = serde_json::json!({"binary_data_output": true});
+    let asked_len = serde_json::to_vec(&asked).unwrap().len().to_string();
+    let (status, headers, body) = binary_infer(&server, &asked, &bytes, &asked_len);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let json_len: usize = headers["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head: Value = serde_json::from_slice(&body[..json_len]).unwrap();
+    let labels = &head["outputs"][0];
+    assert_eq!(labels["name"], "labels");
+    let size = labels["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
+    let tail = &body[json_len..];
+    let n = u32::from_le_bytes(tail[..4].try_into().unwrap()) as usize;
+    assert_eq!(size, 4 + n);
+    let label = std::str::from_utf8(&tail[4..4 + n]).unwrap();
+    // The same trial as JSON data gives the same label.
+    let (code, out) = server.post_json(
+        "/v2/models/model/infer",
+        &serde_json::json!({"inputs": [{"name": "eeg", "shape": [1, c, s], "datatype": "FP32", "data": trial}]}),
+    );
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["outputs"][0]["data"][0], label);
+    // Scores follow the labels: one FP64 per trial.
+    assert_eq!(head["outputs"][1]["parameters"]["binary_data_size"], 8);
+    assert_eq!(tail.len(), size + 8);
+    assert_eq!(server.get("/livez").0, 200);
+}

@@ -104,6 +104,15 @@ fn follows_the_alias(registry: &str, name: &str) {
     );
     let meta = server.get_json(&format!("/v2/models/{name}"));
     assert_eq!(meta["versions"], serde_json::json!(["1"]), "{meta}");
+    // The versioned routes know the one version served: the registry's number.
+    let versioned = |v: &str| server.get(&format!("/v2/models/{name}/versions/{v}/ready"));
+    assert_eq!(versioned("1").0, 200);
+    let (code, body) = versioned("2");
+    assert_eq!(code, 404, "{body}");
+    assert!(
+        body.contains("has no version `2` here; this server serves version `1`"),
+        "{body}"
+    );
     assert_eq!(server.get_json("/readyz")["version"], "1");
     assert!(
         server.get("/metrics").1.contains(&format!(
@@ -122,6 +131,10 @@ fn follows_the_alias(registry: &str, name: &str) {
     );
     server.wait_until("version 2", |s| s.get_json("/readyz")["version"] == "2");
     let meta = server.get_json(&format!("/v2/models/{name}"));
+    assert_eq!(meta["versions"], serde_json::json!(["2"]), "{meta}");
+    assert_eq!(versioned("2").0, 200);
+    assert_eq!(versioned("1").0, 404);
+    let meta = server.get_json(&format!("/v2/models/{name}/versions/2"));
     assert_eq!(meta["versions"], serde_json::json!(["2"]), "{meta}");
     let metrics = server.get("/metrics").1;
     assert!(

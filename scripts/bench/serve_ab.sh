@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Interleaved A/B of two bciops builds serving the same model: wrk with the original's JSON
-# payload (one 22 x 750 trial, POST /classify) at 1 and 8 connections, ROUNDS rounds, the two
+# payload (one 22 x 750 trial, POST /classify; ENDPOINT=v2: the same trial as a V2 JSON request,
+# POST /v2/models/model/infer) at 1 and 8 connections, ROUNDS rounds, the two
 # servers alternating so that the machine's drift hits both alike. For "is this change any
 # slower?"; scripts/bench/serve.sh compares against BentoML.
 #
-# Usage: scripts/bench/serve_ab.sh OLD_BINARY NEW_BINARY   (ROUNDS=3, DURATION=8s)
+# Usage: scripts/bench/serve_ab.sh OLD_BINARY NEW_BINARY   (ROUNDS=3, DURATION=8s, ENDPOINT=classify)
 # Needs wrk (Debian) and the test venv's NumPy (scripts/test.sh creates .venv-test).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-old=$1 new=$2 rounds=${ROUNDS:-3} duration=${DURATION:-8s}
+old=$1 new=$2 rounds=${ROUNDS:-3} duration=${DURATION:-8s} endpoint=${ENDPOINT:-classify}
 work=${BENCH_DIR:-target/bench-serve-ab}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
@@ -22,10 +23,16 @@ if [ ! -f "$work/.data-done" ]; then
     "$work/epochs" "$work/trial.json"
   touch "$work/.data-done"
 fi
+body=$work/trial.json path=/classify
+if [ "$endpoint" = v2 ]; then
+  body=$work/trial-v2.json path=/v2/models/model/infer
+  .venv-test/bin/python -c "import json, numpy as np, sys; x = np.load(sys.argv[1] + '/X.npy')[:1]; json.dump({'inputs': [{'name': 'eeg', 'shape': list(x.shape), 'datatype': 'FP32', 'data': x.ravel().tolist()}]}, open(sys.argv[2], 'w'))" \
+    "$work/epochs" "$body"
+fi
 cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/trial.json", "rb")
+local f = io.open("$body", "rb")
 wrk.body = f:read("*a")
 f:close()
 LUA
@@ -37,10 +44,10 @@ for round in $(seq "$rounds"); do
     "$bin" serve --model "$work/model" --addr "127.0.0.1:$p" >/dev/null 2>"$work/serve-$name.log" &
     pid=$!
     for _ in $(seq 100); do curl -sf "127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
-    wrk -t1 -c4 -d2s -s "$work/post.lua" "http://127.0.0.1:$p/classify" >/dev/null
+    wrk -t1 -c4 -d2s -s "$work/post.lua" "http://127.0.0.1:$p$path" >/dev/null
     sleep 2
     for c in 1 8; do
-      out=$(wrk -t"$(( c < 2 ? 1 : 2 ))" -c"$c" -d"$duration" --latency -s "$work/post.lua" "http://127.0.0.1:$p/classify")
+      out=$(wrk -t"$(( c < 2 ? 1 : 2 ))" -c"$c" -d"$duration" --latency -s "$work/post.lua" "http://127.0.0.1:$p$path")
       echo "round $round $name c=$c $(echo "$out" | awk '/Requests\/sec/ {r=$2} $1=="99%" {p=$2} END {print "req/s " r " p99 " p}')"
     done
     kill "$pid"; wait "$pid" 2>/dev/null || true

@@ -52,6 +52,34 @@ pub fn json_answer(metrics: &Metrics, timed: Timed<Vec<u8>>, version: &str) -> R
     r
 }
 
+/// An answer of the binary tensor data extension: `json_len` bytes of JSON, then binary
+/// outputs, with the timing headers and `Inference-Header-Content-Length`.
+pub fn binary_answer(
+    metrics: &Metrics,
+    timed: Timed<Vec<u8>>,
+    json_len: usize,
+    version: &str,
+) -> Response {
+    metrics.parse(timed.parse);
+    metrics.inference(timed.infer);
+    let mut r = (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (
+                header::HeaderName::from_static(super::v2_binary::HEADER),
+                HeaderValue::from(json_len),
+            ),
+        ],
+        timed.value,
+    )
+        .into_response();
+    add_timing(&mut r, timed.parse, timed.infer, version);
+    r
+}
+
 /// `Server-Timing: parse;dur=…, infer;dur=…` (milliseconds) and the model version, so a
 /// client can split the cost of a request without scraping metrics.
 fn add_timing(r: &mut Response, parse: Duration, infer: Duration, version: &str) {

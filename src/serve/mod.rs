@@ -21,6 +21,7 @@ mod server;
 pub mod state;
 pub mod tensor;
 pub mod v2;
+pub mod v2_binary;
 mod wire;
 pub mod work;
 

@@ -30,7 +30,11 @@ use super::{classify, openapi, v2};
 pub fn router(state: Shared, panic_route: bool, sleep_route: bool) -> Router {
     let mut predict = Router::new()
         .route("/classify", post(classify::classify))
-        .route("/v2/models/{name}/infer", post(v2::infer));
+        .route("/v2/models/{name}/infer", post(v2::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::infer_version),
+        );
     if panic_route {
         // Test hook (BCIOPS_SERVE_PANIC_ROUTE=1): proves a panic never reaches a client.
         predict = predict.route(
@@ -58,6 +62,14 @@ pub fn router(state: Shared, panic_route: bool, sleep_route: bool) -> Router {
         .route("/v2/health/ready", get(v2::ready))
         .route("/v2/models/{name}", get(v2::model_metadata))
         .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::model_version_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::model_version_ready),
+        )
         .merge(predict)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
