@@ -133,6 +133,9 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     let text =
         String::from_utf8(bytes).map_err(|_| Error::malformed(&sweep_path, "is not UTF-8 text"))?;
     let sweep = sweep::parse(&text, &sweep_path)?;
+    for note in &sweep.notes {
+        eprintln!("note: {note}");
+    }
     let base = match &args.params {
         Some(p) => super::train::read_params(p)?,
         None => Default::default(),

@@ -33,8 +33,11 @@ pub const MODEL_PARAMS: &[&str] = &[
 /// Preprocessing parameters a sweep may vary (they need the dataset's source recordings).
 pub const PREPROCESS_PARAMS: &[&str] = &["l_freq", "h_freq", "filter_order", "tmin", "tmax"];
 
-/// The canonical name of a sweep parameter, or None if bciops does not know it.
+/// The canonical name of a sweep parameter, or None if bciops does not know it. A dotted name
+/// (a nested W&B parameter such as `svm: {parameters: {c: …}}`, flattened to `svm.c`) is
+/// read by its last segment: groups only organise the file.
 pub fn canonical(name: &str) -> Option<&'static str> {
+    let name = name.rsplit('.').next().unwrap_or(name);
     let name = match name {
         "C" => "c",
         "order" => "filter_order",
