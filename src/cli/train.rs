@@ -89,6 +89,8 @@ pub struct TrainArgs {
     pub json: bool,
     #[command(flatten)]
     pub track: track::TrackArgs,
+    #[command(flatten)]
+    pub wandb: super::wandb::WandbArgs,
 }
 
 /// Reads a `--params` file: a flat object, or one with the parameters under `params`.
@@ -195,6 +197,13 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     .map_err(|e| data.relabel(e))
     .with_context(|| format!("training on `{}` failed", args.data))?;
     bar.finish_and_clear();
+    if let Some(w) = args.wandb.config() {
+        let dir = super::wandb::record_train(&w, &config, &data_name, &trained)?;
+        eprintln!(
+            "W&B: offline run in {} (upload with `wandb sync`)",
+            dir.display()
+        );
+    }
     // The run logs its artifacts from the local copy when it finishes, so it finishes before
     // a remote output's scratch directory is published and removed.
     if !run.is_off() {

@@ -77,6 +77,8 @@ pub struct TuneArgs {
     pub json: bool,
     #[command(flatten)]
     pub track: track::TrackArgs,
+    #[command(flatten)]
+    pub wandb: super::wandb::WandbArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +221,15 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
         .map_err(|e| fetched.relabel(e))
         .with_context(|| format!("sweep `{sweep_path}` failed"))?;
     bar.finish_and_clear();
+    if let Some(w) = args.wandb.config() {
+        let id = super::wandb::sweep_id(&config.sweep_sha256, &outcome);
+        let written = super::wandb::record_sweep(&w, &config.sweep, &id, &outcome)?;
+        eprintln!(
+            "W&B: sweep `{id}`, {} new offline run(s) in {} (upload with `wandb sync`)",
+            written.len(),
+            w.dir.display()
+        );
+    }
     // The runs log their artifacts from the local copy when they finish, so they finish before
     // a remote output's scratch directory is published and removed.
     if !run.is_off() {
