@@ -183,10 +183,18 @@ pub fn candidate(
         let Some(c) = canonical(name) else {
             return Err(format!("unknown parameter `{name}`"));
         };
+        // A whole float is taken as the integer it equals: W&B's grid hands out `2.0` for a
+        // `q_uniform` with the default `q: 1.0`, and an integer parameter must accept it.
+        let value = match value.as_f64() {
+            Some(x) if value.is_f64() && x.fract() == 0.0 && x.abs() < 9.0e15 => {
+                Value::from(x as i64)
+            }
+            _ => value.clone(),
+        };
         if PREPROCESS_PARAMS.contains(&c) {
-            prep.insert(c.to_owned(), value.clone());
+            prep.insert(c.to_owned(), value);
         } else {
-            model.insert(c.to_owned(), value.clone());
+            model.insert(c.to_owned(), value);
         }
     }
     let model: ModelParams =
