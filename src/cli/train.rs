@@ -197,13 +197,6 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     .map_err(|e| data.relabel(e))
     .with_context(|| format!("training on `{}` failed", args.data))?;
     bar.finish_and_clear();
-    if let Some(w) = args.wandb.config() {
-        let dir = super::wandb::record_train(&w, &config, &data_name, &trained)?;
-        eprintln!(
-            "W&B: offline run in {} (upload with `wandb sync`)",
-            dir.display()
-        );
-    }
     // The run logs its artifacts from the local copy when it finishes, so it finishes before
     // a remote output's scratch directory is published and removed.
     if !run.is_off() {
@@ -211,6 +204,14 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     }
     args.track.finish(run)?;
     out.publish()?;
+    // After publishing: a W&B directory that cannot be written costs no outputs.
+    if let Some(w) = args.wandb.config() {
+        let dir = super::wandb::record_train(&w, &config, &data_name, &trained)?;
+        eprintln!(
+            "W&B: offline run in {} (upload with `wandb sync`)",
+            dir.display()
+        );
+    }
     let metrics = trained.metrics;
     print_summary(&metrics, &args.out);
     if args.json {

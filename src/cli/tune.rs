@@ -221,6 +221,15 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
         .map_err(|e| fetched.relabel(e))
         .with_context(|| format!("sweep `{sweep_path}` failed"))?;
     bar.finish_and_clear();
+    // The runs log their artifacts from the local copy when they finish, so they finish before
+    // a remote output's scratch directory is published and removed.
+    if !run.is_off() {
+        record_trials(&tracker, &args.track, &run, &outcome)?;
+        record_sweep(&mut run, &outcome, staged.path());
+    }
+    args.track.finish(run)?;
+    staged.publish()?;
+    // After publishing: a W&B directory that cannot be written costs no outputs.
     if let Some(w) = args.wandb.config() {
         let id = super::wandb::sweep_id(&config.sweep_sha256, &outcome);
         let written = super::wandb::record_sweep(&w, &config.sweep, &id, &outcome)?;
@@ -230,14 +239,6 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
             w.dir.display()
         );
     }
-    // The runs log their artifacts from the local copy when they finish, so they finish before
-    // a remote output's scratch directory is published and removed.
-    if !run.is_off() {
-        record_trials(&tracker, &args.track, &run, &outcome)?;
-        record_sweep(&mut run, &outcome, staged.path());
-    }
-    args.track.finish(run)?;
-    staged.publish()?;
     let out = out.to_string();
     summarize(&outcome, &out, args.top);
     if args.json {

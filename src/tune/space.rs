@@ -246,6 +246,30 @@ mod tests {
     }
 
     #[test]
+    fn nested_names_resolve_by_their_last_segment_and_whole_floats_as_integers() {
+        let s = sweep::parse(
+            "method: grid\nparameters:\n  svm: {parameters: {C: {values: [0.5]}}}\n  n_components: {distribution: q_uniform, min: 2, max: 4}\n",
+            "x",
+        )
+        .unwrap();
+        check_names(&s).unwrap();
+        let grid = s.grid();
+        // W&B's grid gives `2.0` for `q_uniform` with its default `q: 1.0`.
+        assert_eq!(grid[0]["n_components"], Value::from(2.0));
+        let c = candidate(&grid[0], &ModelParams::default()).unwrap();
+        assert_eq!(c.model.c, 0.5);
+        assert_eq!(c.model.n_components, 2);
+        assert_eq!(c.values, grid[0], "the trial keeps the values as given");
+        let s = sweep::parse(
+            "method: grid\nparameters:\n  a: {parameters: {c: {values: [1]}}}\n  b: {parameters: {C: {values: [2]}}}\n",
+            "x",
+        )
+        .unwrap();
+        let e = check_names(&s).unwrap_err().to_string();
+        assert!(e.contains("`a.c` and `b.C` are the same parameter"), "{e}");
+    }
+
+    #[test]
     fn bad_names_and_values_are_listed() {
         let s = sweep::parse(
             "method: grid\nparameters:\n  kernel: {values: [rbf, rfb]}\n  n_components: {values: [4, 2.5]}\n",
