@@ -207,13 +207,20 @@ impl OfflineRun {
         }
         let staging = config.dir.join(format!(".{name}.partial"));
         let _ = std::fs::remove_dir_all(&staging);
-        let files = staging.join("files");
-        std::fs::create_dir_all(&files).map_err(|e| Error::io("create", &files, e))?;
-        std::fs::create_dir_all(staging.join("logs"))
-            .map_err(|e| Error::io("create", staging.join("logs"), e))?;
-        let file = log_path(&staging, &self.id);
-        std::fs::write(&file, bytes).map_err(|e| Error::io("write", &file, e))?;
-        std::fs::rename(&staging, &dir).map_err(|e| Error::io("rename", &staging, e))?;
+        let stage = || -> Result<()> {
+            for sub in ["files", "logs"] {
+                let d = staging.join(sub);
+                std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
+            }
+            let file = log_path(&staging, &self.id);
+            std::fs::write(&file, &bytes).map_err(|e| Error::io("write", &file, e))?;
+            std::fs::rename(&staging, &dir).map_err(|e| Error::io("rename", &staging, e))
+        };
+        if let Err(e) = stage() {
+            // Nothing half-written stays behind.
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
         Ok(dir)
     }
 }
@@ -225,4 +232,66 @@ fn number(x: f64) -> Value {
 /// The path of a run's record log inside its directory.
 pub fn log_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("run-{id}.wandb"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str) -> OfflineRun {
+        OfflineRun {
+            id: id.to_owned(),
+            name: "t".into(),
+            job_type: "train".into(),
+            group: String::new(),
+            tags: Vec::new(),
+            sweep_id: String::new(),
+            config: serde_json::Map::new(),
+            history: vec![BTreeMap::from([("x".to_owned(), Value::from(1))])],
+            summary: serde_json::Map::new(),
+            exit_code: 0,
+            start: Utc::now(),
+            runtime_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_run_is_written_whole_once_and_found_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = WandbConfig {
+            dir: tmp.path().join("wandb"),
+            project: "p".into(),
+            entity: String::new(),
+        };
+        let id = id_from("seed");
+        assert_eq!(id, id_from("seed"));
+        assert!(
+            id.len() == 8
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
+        let dir = run(&id).write(&config).unwrap();
+        assert!(log_path(&dir, &id).is_file());
+        assert_eq!(config.existing(&id), Some(dir.clone()));
+        assert_eq!(config.existing("other000"), None);
+        // Only the finished directory is left: no staging name.
+        let names = crate::fsutil::sorted_names(&config.dir).unwrap();
+        assert_eq!(names, [dir.file_name().unwrap().to_str().unwrap()]);
+    }
+
+    #[test]
+    fn an_unwritable_directory_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("wandb");
+        std::fs::write(&file, b"not a directory").unwrap();
+        let config = WandbConfig {
+            dir: file.clone(),
+            project: "p".into(),
+            entity: String::new(),
+        };
+        let e = run("abcd1234").write(&config).unwrap_err().to_string();
+        assert!(e.contains("wandb"), "{e}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+    }
 }
