@@ -18,6 +18,7 @@ pub mod synth;
 pub mod track;
 pub mod train;
 pub mod tune;
+pub mod wandb;
 
 use std::io::Write;
 use std::process::ExitCode;

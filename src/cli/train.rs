@@ -89,6 +89,8 @@ pub struct TrainArgs {
     pub json: bool,
     #[command(flatten)]
     pub track: track::TrackArgs,
+    #[command(flatten)]
+    pub wandb: super::wandb::WandbArgs,
 }
 
 /// Reads a `--params` file: a flat object, or one with the parameters under `params`.
@@ -202,6 +204,14 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     }
     args.track.finish(run)?;
     out.publish()?;
+    // After publishing: a W&B directory that cannot be written costs no outputs.
+    if let Some(w) = args.wandb.config() {
+        let dir = super::wandb::record_train(&w, &config, &data_name, &trained)?;
+        eprintln!(
+            "W&B: offline run in {} (upload with `wandb sync`)",
+            dir.display()
+        );
+    }
     let metrics = trained.metrics;
     print_summary(&metrics, &args.out);
     if args.json {

@@ -77,6 +77,8 @@ pub struct TuneArgs {
     pub json: bool,
     #[command(flatten)]
     pub track: track::TrackArgs,
+    #[command(flatten)]
+    pub wandb: super::wandb::WandbArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +135,9 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     let text =
         String::from_utf8(bytes).map_err(|_| Error::malformed(&sweep_path, "is not UTF-8 text"))?;
     let sweep = sweep::parse(&text, &sweep_path)?;
+    for note in &sweep.notes {
+        eprintln!("note: {note}");
+    }
     let base = match &args.params {
         Some(p) => super::train::read_params(p)?,
         None => Default::default(),
@@ -224,6 +229,16 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     }
     args.track.finish(run)?;
     staged.publish()?;
+    // After publishing: a W&B directory that cannot be written costs no outputs.
+    if let Some(w) = args.wandb.config() {
+        let id = super::wandb::sweep_id(&config.sweep_sha256, &outcome);
+        let written = super::wandb::record_sweep(&w, &config.sweep, &id, &outcome)?;
+        eprintln!(
+            "W&B: sweep `{id}`, {} new offline run(s) in {} (upload with `wandb sync`)",
+            written.len(),
+            w.dir.display()
+        );
+    }
     let out = out.to_string();
     summarize(&outcome, &out, args.top);
     if args.json {

@@ -23,6 +23,7 @@
 pub mod journal;
 pub mod local;
 pub mod mlflow;
+pub mod wandb;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -33,8 +33,11 @@ pub const MODEL_PARAMS: &[&str] = &[
 /// Preprocessing parameters a sweep may vary (they need the dataset's source recordings).
 pub const PREPROCESS_PARAMS: &[&str] = &["l_freq", "h_freq", "filter_order", "tmin", "tmax"];
 
-/// The canonical name of a sweep parameter, or None if bciops does not know it.
+/// The canonical name of a sweep parameter, or None if bciops does not know it. A dotted name
+/// (a nested W&B parameter such as `svm: {parameters: {c: …}}`, flattened to `svm.c`) is
+/// read by its last segment: groups only organise the file.
 pub fn canonical(name: &str) -> Option<&'static str> {
+    let name = name.rsplit('.').next().unwrap_or(name);
     let name = match name {
         "C" => "c",
         "order" => "filter_order",
@@ -180,10 +183,18 @@ pub fn candidate(
         let Some(c) = canonical(name) else {
             return Err(format!("unknown parameter `{name}`"));
         };
+        // A whole float is taken as the integer it equals: W&B's grid hands out `2.0` for a
+        // `q_uniform` with the default `q: 1.0`, and an integer parameter must accept it.
+        let value = match value.as_f64() {
+            Some(x) if value.is_f64() && x.fract() == 0.0 && x.abs() < 9.0e15 => {
+                Value::from(x as i64)
+            }
+            _ => value.clone(),
+        };
         if PREPROCESS_PARAMS.contains(&c) {
-            prep.insert(c.to_owned(), value.clone());
+            prep.insert(c.to_owned(), value);
         } else {
-            model.insert(c.to_owned(), value.clone());
+            model.insert(c.to_owned(), value);
         }
     }
     let model: ModelParams =
@@ -232,6 +243,30 @@ mod tests {
         assert_eq!(c.prep.l_freq, Some(7.0));
         assert_eq!(c.prep.filter_order, Some(4));
         assert_eq!(c.prep.h_freq, None);
+    }
+
+    #[test]
+    fn nested_names_resolve_by_their_last_segment_and_whole_floats_as_integers() {
+        let s = sweep::parse(
+            "method: grid\nparameters:\n  svm: {parameters: {C: {values: [0.5]}}}\n  n_components: {distribution: q_uniform, min: 2, max: 4}\n",
+            "x",
+        )
+        .unwrap();
+        check_names(&s).unwrap();
+        let grid = s.grid();
+        // W&B's grid gives `2.0` for `q_uniform` with its default `q: 1.0`.
+        assert_eq!(grid[0]["n_components"], Value::from(2.0));
+        let c = candidate(&grid[0], &ModelParams::default()).unwrap();
+        assert_eq!(c.model.c, 0.5);
+        assert_eq!(c.model.n_components, 2);
+        assert_eq!(c.values, grid[0], "the trial keeps the values as given");
+        let s = sweep::parse(
+            "method: grid\nparameters:\n  a: {parameters: {c: {values: [1]}}}\n  b: {parameters: {C: {values: [2]}}}\n",
+            "x",
+        )
+        .unwrap();
+        let e = check_names(&s).unwrap_err().to_string();
+        assert!(e.contains("`a.c` and `b.C` are the same parameter"), "{e}");
     }
 
     #[test]

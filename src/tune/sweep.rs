@@ -8,9 +8,28 @@
 //! offending key (``parameters.c: `min` (2) must be below `max` (1)``).
 //!
 //! Accepted top-level keys: `method` (required), `metric`, `parameters` (required),
-//! `run_cap`, `early_terminate`, `name`, `description`. `program`, `command`, `entity` and
-//! `project` are accepted and ignored: real W&B files carry them, but they describe how W&B
-//! launches runs, which the local tuner decides itself. Any other key is an error.
+//! `run_cap`, `early_terminate`, `name`, `description`. `program`, `command`, `entity`,
+//! `project`, `apiVersion`, `kind` and `controller` are accepted and ignored: real W&B files
+//! carry them, but they describe how W&B launches runs, which the local tuner decides itself.
+//! Any other key is an error.
+//!
+//! What W&B's own validator (the `sweeps` package) accepts either runs here or is refused with
+//! a line naming the construct: `method: custom`, the `beta`/`q_beta` distributions and
+//! `metric.impute` other than `worst` are refused; everything else runs.
+//!
+//! **Nested parameters** (`svm: {parameters: {c: {values: [...]}}}`) are flattened to dotted
+//! names (`svm.c`), which is what trials tables, journals and trial ids use; [`Sweep::nest`]
+//! rebuilds W&B's nested shape (`{"svm": {"c": 1.0}}`) for run configs. A dotted name given at
+//! top level and the same name reached by nesting are refused as ambiguous.
+//!
+//! **Grids** enumerate `values`, `value`, `int_uniform` (every integer of `min..=max`) and
+//! `q_uniform` (NumPy's `arange(min, max, q)`: `max` itself is left out, and the values are
+//! integers only when `min`, `max` and `q` all are) exactly as W&B's grid search does, in its
+//! order (names sorted at each level of nesting, the last varying fastest); other
+//! distributions, and `probabilities`, are refused in a grid, as W&B refuses them.
+//!
+//! **Deprecated forms** (`log_uniform`, `q_log_uniform`, `inv_log_uniform`, whose `min`/`max`
+//! are exponents of e) run, with a one-line note in [`Sweep::notes`] naming the replacement.
 //!
 //! ```
 //! use bciops::tune::sweep;
@@ -20,9 +39,6 @@
 //! assert!(bad.unwrap_err().to_string().contains("parameters.c: `min` (2) must be below `max` (1)"));
 //! # Ok::<(), bciops::Error>(())
 //! ```
-//!
-//! Not supported: nested `parameters:` inside a parameter (W&B allows them; they are reported
-//! as a violation).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -82,6 +98,11 @@ pub struct Sweep {
     pub early_terminate: Option<EarlyTerminate>,
     pub name: Option<String>,
     pub description: Option<String>,
+    /// Parameters given inside another's `parameters:` (W&B's nested form), by flat name (the
+    /// path joined with `.`, e.g. `svm.c`): the path itself, to rebuild W&B's nested config.
+    pub nested: BTreeMap<String, Vec<String>>,
+    /// One line per deprecated form that still runs, naming its replacement.
+    pub notes: Vec<String>,
 }
 
 /// One parameter of the search space.
@@ -104,19 +125,66 @@ pub enum Param {
 /// `q` quantises to multiples of `q`; a whole-numbered `q` yields integers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dist {
-    IntUniform { min: i64, max: i64 },
-    Uniform { min: f64, max: f64 },
-    QUniform { min: f64, max: f64, q: f64 },
-    LogUniform { min: f64, max: f64 },
-    LogUniformValues { min: f64, max: f64 },
-    QLogUniform { min: f64, max: f64, q: f64 },
-    QLogUniformValues { min: f64, max: f64, q: f64 },
-    InvLogUniform { min: f64, max: f64 },
-    InvLogUniformValues { min: f64, max: f64 },
-    Normal { mu: f64, sigma: f64 },
-    QNormal { mu: f64, sigma: f64, q: f64 },
-    LogNormal { mu: f64, sigma: f64 },
-    QLogNormal { mu: f64, sigma: f64, q: f64 },
+    IntUniform {
+        min: i64,
+        max: i64,
+    },
+    Uniform {
+        min: f64,
+        max: f64,
+    },
+    /// `ints`: `min`, `max` and `q` are all integers in the file (a grid then enumerates
+    /// integers, as NumPy's `arange` does for W&B).
+    QUniform {
+        min: f64,
+        max: f64,
+        q: f64,
+        ints: bool,
+    },
+    LogUniform {
+        min: f64,
+        max: f64,
+    },
+    LogUniformValues {
+        min: f64,
+        max: f64,
+    },
+    QLogUniform {
+        min: f64,
+        max: f64,
+        q: f64,
+    },
+    QLogUniformValues {
+        min: f64,
+        max: f64,
+        q: f64,
+    },
+    InvLogUniform {
+        min: f64,
+        max: f64,
+    },
+    InvLogUniformValues {
+        min: f64,
+        max: f64,
+    },
+    Normal {
+        mu: f64,
+        sigma: f64,
+    },
+    QNormal {
+        mu: f64,
+        sigma: f64,
+        q: f64,
+    },
+    LogNormal {
+        mu: f64,
+        sigma: f64,
+    },
+    QLogNormal {
+        mu: f64,
+        sigma: f64,
+        q: f64,
+    },
 }
 
 /// A grid sweep with more combinations than this is rejected, so that `grid()` cannot be
@@ -186,17 +254,19 @@ fn canonical(v: &Value) -> Value {
 }
 
 impl Sweep {
-    /// Every combination of the parameters: parameters in name order, each parameter's values
-    /// in file order, the last parameter varying fastest. Empty when any parameter is a
-    /// numeric distribution (a validated grid sweep has none). Only grid sweeps are checked
-    /// against [`MAX_GRID`]; for others, look at [`Sweep::grid_len`] first.
+    /// Every combination of the parameters, in W&B's grid order: parameters sorted by name at
+    /// each level of nesting, each parameter's values in file order (`int_uniform` and
+    /// `q_uniform` enumerated as W&B's grid search does), the last parameter varying fastest.
+    /// Empty when a parameter cannot be enumerated or the grid is larger than [`MAX_GRID`].
     pub fn grid(&self) -> Vec<BTreeMap<String, Value>> {
+        if self.grid_len().is_none_or(|n| n > MAX_GRID) {
+            return Vec::new();
+        }
         let mut axes: Vec<(&String, Vec<Value>)> = Vec::new();
-        for (name, p) in &self.parameters {
-            match p {
-                Param::Constant(v) => axes.push((name, vec![v.clone()])),
-                Param::Categorical { values, .. } => axes.push((name, values.clone())),
-                Param::Distribution(_) => return Vec::new(),
+        for name in self.grid_order() {
+            match grid_values(&self.parameters[name]) {
+                Some(values) => axes.push((name, values)),
+                None => return Vec::new(),
             }
         }
         let mut out = vec![BTreeMap::new()];
@@ -214,14 +284,42 @@ impl Sweep {
         out
     }
 
-    /// The number of grid combinations, `None` if a parameter is a distribution or the count
-    /// overflows.
+    /// The number of grid combinations, `None` if a parameter cannot be enumerated or the
+    /// count overflows.
     pub fn grid_len(&self) -> Option<usize> {
-        self.parameters.values().try_fold(1usize, |n, p| match p {
-            Param::Constant(_) => Some(n),
-            Param::Categorical { values, .. } => n.checked_mul(values.len()),
-            Param::Distribution(_) => None,
-        })
+        self.parameters
+            .values()
+            .try_fold(1usize, |n, p| n.checked_mul(grid_count(p)?))
+    }
+
+    /// Parameter names in W&B's order: sorted by their path, segment by segment, so a nested
+    /// group sorts by its own name among its siblings (as `HyperParameterSet.from_config`
+    /// walks `sorted(d.items())` at each level).
+    fn grid_order(&self) -> Vec<&String> {
+        let mut names: Vec<&String> = self.parameters.keys().collect();
+        names.sort_by(|a, b| self.path(a).cmp(&self.path(b)));
+        names
+    }
+
+    /// The path of a parameter: its segments when nested, else its name alone (which may
+    /// itself contain dots).
+    pub fn path<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        match self.nested.get(name) {
+            Some(p) => p.iter().map(String::as_str).collect(),
+            None => vec![name],
+        }
+    }
+
+    /// A trial's values in W&B's run-config shape: nested parameters back under their groups
+    /// (`{"svm.c": 1}` becomes `{"svm": {"c": 1}}`), the rest by name.
+    pub fn nest(&self, values: &BTreeMap<String, Value>) -> serde_json::Map<String, Value> {
+        let mut out = serde_json::Map::new();
+        for (name, v) in values {
+            // Validation refuses a name that is both a value and a group, so every group on
+            // the way is a map.
+            let _ = insert_at(&mut out, &self.path(name), v.clone());
+        }
+        out
     }
 
     /// One random draw of every parameter.
@@ -298,7 +396,7 @@ impl Dist {
         match *self {
             Dist::IntUniform { min, max } => Shape::Int(min, max),
             Dist::Uniform { min, max } => Shape::Linear(min, max, None),
-            Dist::QUniform { min, max, q } => Shape::Linear(min, max, Some(q)),
+            Dist::QUniform { min, max, q, .. } => Shape::Linear(min, max, Some(q)),
             Dist::LogUniform { min, max } => Shape::Log(min.exp(), max.exp(), None),
             Dist::LogUniformValues { min, max } | Dist::InvLogUniformValues { min, max } => {
                 Shape::Log(min, max, None)
@@ -393,6 +491,77 @@ impl Dist {
         }
         number(x, q.is_some_and(|q| q.fract() == 0.0))
     }
+}
+
+/// Puts `v` at `path` in `map`, creating the groups on the way; None if one is not a map.
+fn insert_at(map: &mut serde_json::Map<String, Value>, path: &[&str], v: Value) -> Option<()> {
+    let (leaf, groups) = path.split_last()?;
+    let mut at = map;
+    for g in groups {
+        at = at
+            .entry((*g).to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()))
+            .as_object_mut()?;
+    }
+    at.insert((*leaf).to_owned(), v);
+    Some(())
+}
+
+/// How many values a grid takes from a parameter; `None` for what W&B's grid refuses.
+fn grid_count(p: &Param) -> Option<usize> {
+    match p {
+        Param::Constant(_) => Some(1),
+        Param::Categorical {
+            values,
+            probabilities: None,
+        } => Some(values.len()),
+        Param::Distribution(Dist::IntUniform { min, max }) => {
+            usize::try_from(max.checked_sub(*min)?).ok()?.checked_add(1)
+        }
+        Param::Distribution(Dist::QUniform { min, max, q, ints }) => {
+            let n = if *ints {
+                // Integer division rounding up, as `arange` counts for integers.
+                let (a, b, q) = (*min as i128, *max as i128, *q as i128);
+                (b - a + q - 1).div_euclid(q).max(0) as f64
+            } else {
+                ((max - min) / q).ceil().max(0.0)
+            };
+            (n <= MAX_GRID as f64).then_some(n as usize)
+        }
+        _ => None,
+    }
+}
+
+/// The values a grid takes from a parameter, as W&B's grid search makes them: `int_uniform`
+/// is `range(min, max + 1)`, `q_uniform` is `numpy.arange(min, max, q).tolist()`.
+fn grid_values(p: &Param) -> Option<Vec<Value>> {
+    let n = grid_count(p)?;
+    Some(match p {
+        Param::Constant(v) => vec![v.clone()],
+        Param::Categorical { values, .. } => values.clone(),
+        Param::Distribution(Dist::IntUniform { min, .. }) => {
+            (0..n as i64).map(|i| Value::from(min + i)).collect()
+        }
+        Param::Distribution(Dist::QUniform { min, q, ints, .. }) => {
+            if *ints {
+                let (a, q) = (*min as i64, *q as i64);
+                (0..n as i64).map(|i| Value::from(a + i * q)).collect()
+            } else {
+                // NumPy fills `start`, `start + step`, then `start + i * delta` with
+                // `delta = (start + step) - start`, which can differ from `step` in the last bit.
+                let delta = (min + q) - min;
+                (0..n)
+                    .map(|i| match i {
+                        0 => *min,
+                        1 => min + q,
+                        _ => min + i as f64 * delta,
+                    })
+                    .map(|x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number))
+                    .collect()
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// The range of multiples of `q` inside `a..=b` (validation guarantees one exists); a small
@@ -501,7 +670,15 @@ const TOP_KEYS: &[&str] = &[
     "description",
 ];
 /// Keys W&B uses to launch runs; the local tuner launches its own, so they are ignored.
-const IGNORED_KEYS: &[&str] = &["program", "command", "entity", "project"];
+const IGNORED_KEYS: &[&str] = &[
+    "program",
+    "command",
+    "entity",
+    "project",
+    "apiVersion",
+    "kind",
+    "controller",
+];
 const METHODS: &str = "grid, random, bayes";
 const DISTRIBUTIONS: &[&str] = &[
     "constant",
@@ -519,7 +696,12 @@ const DISTRIBUTIONS: &[&str] = &[
     "q_normal",
     "log_normal",
     "q_log_normal",
+    "categorical_w_probabilities",
+    "beta",
+    "q_beta",
 ];
+/// Distributions W&B accepts that the tuner does not implement.
+const REFUSED_DISTRIBUTIONS: &[&str] = &["beta", "q_beta"];
 const PARAM_KEYS: &[&str] = &[
     "value",
     "values",
@@ -530,7 +712,8 @@ const PARAM_KEYS: &[&str] = &[
     "q",
     "mu",
     "sigma",
-    "parameters",
+    "a",
+    "b",
 ];
 
 /// How a YAML value reads in a message: scalars bare, anything else as compact JSON.
@@ -618,6 +801,13 @@ fn check_sweep(y: &Yaml, v: &mut Violations) -> Option<Sweep> {
         Some(Yaml::String(s)) if s == "grid" => Some(Method::Grid),
         Some(Yaml::String(s)) if s == "random" => Some(Method::Random),
         Some(Yaml::String(s)) if s == "bayes" => Some(Method::Bayes),
+        Some(Yaml::String(s)) if s == "custom" => {
+            v.at(
+                "method",
+                "`custom` is run by W&B's own sweep controller; use grid, random or bayes",
+            );
+            None
+        }
         Some(other) => {
             v.at(
                 "method",
@@ -630,38 +820,20 @@ fn check_sweep(y: &Yaml, v: &mut Violations) -> Option<Sweep> {
     if method == Some(Method::Bayes) && !fields.contains_key("metric") {
         v.at("metric", "required for `bayes`");
     }
+    let mut nested = BTreeMap::new();
     let parameters = match fields.get("parameters") {
         None => {
             v.at("parameters", "required");
             None
         }
         Some(Yaml::Mapping(pm)) => {
-            if pm.is_empty() {
-                v.at("parameters", "must not be empty");
-            }
             let mut out = BTreeMap::new();
-            let mut ok = true;
-            for (name, py) in entries(pm, "parameters", v) {
-                let path = format!("parameters.{name}");
-                match check_param(py, &path, v) {
-                    Some(p) => {
-                        if method == Some(Method::Grid) {
-                            if let Param::Distribution(d) = &p {
-                                v.at(
-                                    &path,
-                                    format!(
-                                        "`{}` cannot be searched by grid; give `values`",
-                                        d.name()
-                                    ),
-                                );
-                            }
-                        }
-                        out.insert(name.to_owned(), p);
-                    }
-                    None => ok = false,
-                }
-            }
-            ok.then_some(out)
+            let mut level = Level {
+                method,
+                out: &mut out,
+                nested: &mut nested,
+            };
+            check_parameters(pm, "parameters", &[], &mut level, v).then_some(out)
         }
         Some(other) => {
             v.at(
@@ -697,7 +869,11 @@ fn check_sweep(y: &Yaml, v: &mut Violations) -> Option<Sweep> {
         early_terminate,
         name,
         description,
+        notes: Vec::new(),
+        nested,
     };
+    let mut sweep = sweep;
+    sweep.notes = deprecation_notes(&sweep);
     if sweep.method == Method::Grid {
         match sweep.grid_len() {
             Some(n) if n <= MAX_GRID => {}
@@ -705,20 +881,142 @@ fn check_sweep(y: &Yaml, v: &mut Violations) -> Option<Sweep> {
                 "parameters",
                 format!("the grid has {n} combinations, more than {MAX_GRID}"),
             ),
-            None if sweep
-                .parameters
-                .values()
-                .all(|p| !matches!(p, Param::Distribution(_))) =>
-            {
-                v.at(
-                    "parameters",
-                    format!("the grid has more than {MAX_GRID} combinations"),
-                )
-            }
+            None if sweep.parameters.values().all(grid_values_known) => v.at(
+                "parameters",
+                format!("the grid has more than {MAX_GRID} combinations"),
+            ),
             None => {}
         }
     }
     Some(sweep)
+}
+
+/// Where one level of `parameters` puts what it finds.
+struct Level<'a> {
+    method: Option<Method>,
+    /// Every parameter by flat name.
+    out: &'a mut BTreeMap<String, Param>,
+    /// The path of each nested parameter.
+    nested: &'a mut BTreeMap<String, Vec<String>>,
+}
+
+/// Checks one `parameters` map (`at` is its path in messages, `prefix` the groups above it);
+/// false if any parameter could not be built.
+fn check_parameters(
+    m: &serde_norway::Mapping,
+    at: &str,
+    prefix: &[String],
+    level: &mut Level<'_>,
+    v: &mut Violations,
+) -> bool {
+    if m.is_empty() {
+        v.at(at, "must not be empty");
+    }
+    let mut ok = true;
+    for (name, py) in entries(m, at, v) {
+        let path = format!("{at}.{name}");
+        let mut segments = prefix.to_vec();
+        segments.push(name.to_owned());
+        // A group: W&B's `param_dict`, a map holding only `parameters`.
+        if let Some(inner) = py.as_mapping().and_then(|pm| pm.get("parameters")) {
+            let others: Vec<&str> = py
+                .as_mapping()
+                .into_iter()
+                .flat_map(|pm| pm.keys())
+                .filter_map(Yaml::as_str)
+                .filter(|k| *k != "parameters")
+                .collect();
+            if !others.is_empty() {
+                v.at(
+                    &path,
+                    format!(
+                        "a group of nested `parameters` takes no other keys (found `{}`)",
+                        others.join("`, `")
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            match inner {
+                Yaml::Mapping(im) => {
+                    let at = format!("{path}.parameters");
+                    ok &= check_parameters(im, &at, &segments, level, v);
+                }
+                other => {
+                    v.at(
+                        &format!("{path}.parameters"),
+                        format!("must be a map, not `{}`", show(other)),
+                    );
+                    ok = false;
+                }
+            }
+            continue;
+        }
+        let Some(p) = check_param(py, &path, v) else {
+            ok = false;
+            continue;
+        };
+        if level.method == Some(Method::Grid) && !grid_values_known(&p) {
+            let what = match &p {
+                Param::Distribution(d) => format!("`{}`", d.name()),
+                _ => "`probabilities`".to_owned(),
+            };
+            v.at(
+                &path,
+                format!("{what} cannot be searched by grid (W&B's grid takes `values`, `value`, `int_uniform` and `q_uniform`)"),
+            );
+        }
+        let flat = segments.join(".");
+        if level.out.contains_key(&flat) {
+            v.at(
+                &path,
+                format!("`{flat}` names two parameters (a dotted name and a nested one)"),
+            );
+            ok = false;
+            continue;
+        }
+        if !prefix.is_empty() {
+            level.nested.insert(flat.clone(), segments);
+        }
+        level.out.insert(flat, p);
+    }
+    ok
+}
+
+/// Whether W&B's grid search can enumerate the parameter.
+fn grid_values_known(p: &Param) -> bool {
+    matches!(
+        p,
+        Param::Constant(_)
+            | Param::Categorical {
+                probabilities: None,
+                ..
+            }
+            | Param::Distribution(Dist::IntUniform { .. } | Dist::QUniform { .. })
+    )
+}
+
+/// One line per parameter in a deprecated W&B form, naming the form that replaces it.
+fn deprecation_notes(sweep: &Sweep) -> Vec<String> {
+    sweep
+        .parameters
+        .iter()
+        .filter_map(|(name, p)| {
+            let Param::Distribution(d) = p else {
+                return None;
+            };
+            let replacement = match d {
+                Dist::LogUniform { .. } => "log_uniform_values",
+                Dist::QLogUniform { .. } => "q_log_uniform_values",
+                Dist::InvLogUniform { .. } => "inv_log_uniform_values",
+                _ => return None,
+            };
+            Some(format!(
+                "parameter `{name}` uses `{}`, deprecated in W&B (`min`/`max` are exponents of e); `{replacement}` takes the values themselves",
+                d.name()
+            ))
+        })
+        .collect()
 }
 
 fn string(y: &Yaml, path: &str, v: &mut Violations) -> Option<String> {
@@ -759,6 +1057,21 @@ fn check_metric(y: &Yaml, v: &mut Violations) -> Option<Metric> {
                     v.at(
                         "metric.target",
                         format!("`{}` is not a finite number", show(val)),
+                    );
+                    ok = false;
+                }
+            },
+            // What W&B's bayes search assumes for a failed run; the tuner counts a failed
+            // trial as the worst, which is `worst`.
+            "impute" => match val.as_str() {
+                Some("worst") => {}
+                _ => {
+                    v.at(
+                        "metric.impute",
+                        format!(
+                            "`{}` is not supported: failed trials count as the worst (`worst`)",
+                            show(val)
+                        ),
                     );
                     ok = false;
                 }
@@ -867,11 +1180,21 @@ fn check_param(y: &Yaml, path: &str, v: &mut Violations) -> Option<Param> {
             v.at(path, format!("unknown key `{k}`"));
         }
     }
-    if fields.contains_key("parameters") {
-        v.at(path, "nested `parameters` are not supported");
-        return None;
-    }
     let dist = match fields.get("distribution") {
+        Some(Yaml::String(s)) if REFUSED_DISTRIBUTIONS.contains(&s.as_str()) => {
+            v.at(
+                path,
+                format!("distribution `{s}` is not supported by bciops' tuner (use `uniform` or `values`)"),
+            );
+            return None;
+        }
+        // W&B's name for `values` with `probabilities`.
+        Some(Yaml::String(s)) if s == "categorical_w_probabilities" => {
+            if !fields.contains_key("probabilities") {
+                v.at(path, "`categorical_w_probabilities` needs `probabilities`");
+            }
+            "categorical"
+        }
         Some(Yaml::String(s)) if DISTRIBUTIONS.contains(&s.as_str()) => s.as_str(),
         Some(other) => {
             v.at(
@@ -1128,7 +1451,14 @@ fn check_dist(
             max: fields["max"].as_i64()?,
         },
         "uniform" => Dist::Uniform { min, max },
-        "q_uniform" => Dist::QUniform { min, max, q },
+        "q_uniform" => Dist::QUniform {
+            min,
+            max,
+            q,
+            ints: ["min", "max", "q"]
+                .iter()
+                .all(|k| fields.get(k).is_some_and(|y| y.is_i64() || y.is_u64())),
+        },
         "log_uniform" => Dist::LogUniform { min, max },
         "log_uniform_values" => Dist::LogUniformValues { min, max },
         "q_log_uniform" => Dist::QLogUniform { min, max, q },

@@ -20,9 +20,11 @@ where
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bciops"));
     // Tests that are not about tracking record no runs (the default store would be
     // ./bciops-store in the checkout); tests/tracking.rs and tests/registry.rs opt back in.
+    // Nor W&B offline runs (tests/wandb.rs sets `WANDB_MODE` itself).
     cmd.args(args)
         .env("NO_PROGRESS", "1")
-        .env("BCIOPS_NO_TRACK", "1");
+        .env("BCIOPS_NO_TRACK", "1")
+        .env_remove("WANDB_MODE");
     Run { cmd }
 }
 

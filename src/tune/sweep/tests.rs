@@ -135,7 +135,8 @@ parameters:
         Dist::QUniform {
             min: 0.0,
             max: 100.0,
-            q: 5.0
+            q: 5.0,
+            ints: true
         }
     );
     assert_eq!(
@@ -210,7 +211,7 @@ parameters:
   s: {distribution: normal, sigma: 0}
   d: {distribution: gaussian, min: 0, max: 1}
   e: {distribution: uniform, min: 0, max: 1, values: [1]}
-  nested: {parameters: {a: {value: 1}}}
+  nested: {parameters: {a: {value: 1}}, value: 2}
   empty: {}
   scalar: 3
   big: {distribution: log_uniform, min: 0, max: 800}
@@ -238,7 +239,7 @@ parameters:
         "parameters.s: `sigma` (0) must be positive",
         "parameters.d: distribution `gaussian` is not one of constant, categorical",
         "parameters.e: `values` does not apply to `uniform`",
-        "parameters.nested: nested `parameters` are not supported",
+        "parameters.nested: a group of nested `parameters` takes no other keys (found `value`)",
         "parameters.empty: needs `value`, `values`, or `min` and `max`",
         "parameters.scalar: must be a map, not `3`",
         "parameters.big: `min` (0) and `max` (800) are exponents of e",
@@ -300,10 +301,13 @@ fn grid_rejects_distributions_and_huge_grids() {
         "method: grid\nparameters:\n  a: {min: 0.0, max: 1.0}\n  b: {distribution: int_uniform, min: 1, max: 3}\n",
     );
     assert!(
-        msg.contains("parameters.a: `uniform` cannot be searched by grid; give `values`"),
+        msg.contains("parameters.a: `uniform` cannot be searched by grid (W&B's grid takes"),
         "{msg}"
     );
-    assert!(msg.contains("parameters.b: `int_uniform` cannot be searched by grid"));
+    assert!(
+        !msg.contains("parameters.b"),
+        "int_uniform is enumerated: {msg}"
+    );
     let mut text = String::from("method: grid\nparameters:\n");
     for i in 0..7 {
         text.push_str(&format!(
@@ -581,5 +585,155 @@ fn exponent_notation_is_a_number() {
             min: 1e-5,
             max: 1e-1
         }
+    );
+}
+
+#[test]
+fn nested_parameters_flatten_to_dotted_names_and_nest_back() {
+    let s = ok(r#"
+method: grid
+parameters:
+  svm:
+    parameters:
+      c: {values: [0.5, 1.0]}
+      kernel: {value: rbf}
+  csp: {parameters: {n_components: {values: [4, 6]}}}
+  a-b: {values: [1]}
+"#);
+    let names: Vec<&str> = s.parameters.keys().map(String::as_str).collect();
+    assert_eq!(names, ["a-b", "csp.n_components", "svm.c", "svm.kernel"]);
+    assert_eq!(s.nested["svm.c"], ["svm", "c"]);
+    assert!(!s.nested.contains_key("a-b"));
+    let g = s.grid();
+    assert_eq!(g.len(), 4);
+    // W&B's order: `csp` sorts before `svm` and, as a group named `csp`, the same way against
+    // `a-b` as the name `csp` would; the last parameter (`svm.c`) varies fastest.
+    assert_eq!(g[0]["csp.n_components"], json!(4));
+    assert_eq!(g[1]["svm.c"], json!(1.0));
+    assert_eq!(
+        Value::Object(s.nest(&g[0])),
+        json!({"a-b": 1, "csp": {"n_components": 4}, "svm": {"c": 0.5, "kernel": "rbf"}})
+    );
+}
+
+#[test]
+fn nested_groups_are_ordered_by_their_own_name() {
+    // `a` (a group) sorts before `a-b` in Python's `sorted`, though `a.x` > `a-b` as strings.
+    let s = ok("method: grid\nparameters:\n  a-b: {values: [1, 2]}\n  a: {parameters: {x: {values: [3, 4]}}}\n");
+    let g = s.grid();
+    let order: Vec<(Value, Value)> = g
+        .iter()
+        .map(|c| (c["a.x"].clone(), c["a-b"].clone()))
+        .collect();
+    assert_eq!(order[0], (json!(3), json!(1)));
+    assert_eq!(
+        order[1],
+        (json!(3), json!(2)),
+        "`a-b` varies fastest: {order:?}"
+    );
+}
+
+#[test]
+fn ambiguous_and_malformed_groups_are_refused() {
+    let msg = problems(
+        "method: grid\nparameters:\n  a.b: {values: [1]}\n  a: {parameters: {b: {values: [2]}}}\n",
+    );
+    assert!(msg.contains("`a.b` names two parameters"), "{msg}");
+    let msg = problems("method: grid\nparameters:\n  a: {parameters: {}}\n  b: {parameters: 3}\n");
+    assert!(
+        msg.contains("parameters.a.parameters: must not be empty"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("parameters.b.parameters: must be a map, not `3`"),
+        "{msg}"
+    );
+    let msg = problems("method: grid\nparameters:\n  a: {parameters: {c: {min: 2, max: 1}}}\n");
+    assert!(
+        msg.contains("parameters.a.parameters.c: `min` (2) must be below `max` (1)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn grids_enumerate_int_and_q_uniform_as_w_and_b_does() {
+    let s = ok(r#"
+method: grid
+parameters:
+  i: {distribution: int_uniform, min: -1, max: 2}
+  qi: {distribution: q_uniform, min: 0, max: 10, q: 4}
+  qf: {distribution: q_uniform, min: 0.1, max: 0.4, q: 0.1}
+  qd: {distribution: q_uniform, min: 0, max: 3}
+"#);
+    let axis = |name: &str| -> Vec<Value> {
+        let mut seen = Vec::new();
+        for c in s.grid() {
+            if !seen.contains(&c[name]) {
+                seen.push(c[name].clone());
+            }
+        }
+        seen
+    };
+    assert_eq!(axis("i"), [json!(-1), json!(0), json!(1), json!(2)]);
+    // `arange` leaves `max` out and gives integers only when min, max and q all are.
+    assert_eq!(axis("qi"), [json!(0), json!(4), json!(8)]);
+    assert_eq!(axis("qd"), [json!(0.0), json!(1.0), json!(2.0)]);
+    // NumPy's float `arange(0.1, 0.4, 0.1)` is [0.1, 0.2, 0.30000000000000004, 0.4]: the
+    // count is ceil(0.30000000000000004 / 0.1) = 4, so `max` can slip in (NumPy 2.4.6).
+    assert_eq!(
+        axis("qf"),
+        [
+            json!(0.1),
+            json!(0.2),
+            json!(0.30000000000000004),
+            json!(0.4)
+        ]
+    );
+    assert_eq!(s.grid_len(), Some(4 * 3 * 4 * 3));
+    let msg = problems("method: grid\nparameters:\n  k: {values: [a, b], probabilities: [0.5, 0.5]}\n  l: {distribution: q_log_uniform_values, min: 1, max: 9, q: 1}\n");
+    assert!(
+        msg.contains("parameters.k: `probabilities` cannot be searched by grid"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("parameters.l: `q_log_uniform_values` cannot be searched by grid"),
+        "{msg}"
+    );
+    let msg = problems("method: grid\nparameters:\n  i: {min: 0, max: 100000000}\n");
+    assert!(msg.contains("the grid has 100000001 combinations"), "{msg}");
+}
+
+#[test]
+fn deprecated_forms_run_with_a_note_and_unsupported_ones_are_named() {
+    let s = ok("method: random\nparameters:\n  c: {distribution: log_uniform, min: -2, max: 2}\n  g: {distribution: q_log_uniform, min: 0, max: 3}\n  h: {min: 1, max: 4}\n");
+    assert_eq!(s.notes.len(), 2, "{:?}", s.notes);
+    assert!(
+        s.notes[0].contains("`c` uses `log_uniform`")
+            && s.notes[0].contains("`log_uniform_values`")
+    );
+    assert!(s.notes[1].contains("`q_log_uniform_values`"));
+    assert!(s.notes.iter().all(|n| !n.contains('\n')));
+
+    let s = ok("method: random\napiVersion: v1\nkind: sweep\ncontroller: {type: local}\nmetric: {name: accuracy, impute: worst}\nparameters:\n  k: {distribution: categorical_w_probabilities, values: [a, b], probabilities: [0.25, 0.75]}\n");
+    assert!(
+        matches!(&s.parameters["k"], Param::Categorical { probabilities: Some(p), .. } if p == &[0.25, 0.75])
+    );
+
+    let msg = problems("method: custom\nmetric: {name: x, impute: best}\nparameters:\n  b: {distribution: beta, a: 2, b: 3}\n  q: {distribution: q_beta}\n");
+    assert!(
+        msg.contains("method: `custom` is run by W&B's own sweep controller"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("metric.impute: `best` is not supported"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("parameters.b: distribution `beta` is not supported"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("parameters.q: distribution `q_beta` is not supported"),
+        "{msg}"
     );
 }
