@@ -384,6 +384,15 @@ impl Run {
         &self.record.run_id
     }
 
+    /// The run's id where it is recorded already (the embedded store, an MLflow server);
+    /// None when it is off or waits in the journal, where it gets its id only when synced.
+    pub fn server_id(&self) -> Option<&str> {
+        match self.sink {
+            Sink::Local(_) | Sink::Mlflow { .. } => Some(&self.record.run_id),
+            Sink::Off | Sink::Journal { .. } => None,
+        }
+    }
+
     /// True when the run is recorded nowhere (`--no-track`).
     pub fn is_off(&self) -> bool {
         matches!(self.sink, Sink::Off)
