@@ -452,3 +452,92 @@ fn export_follows_a_registry_reference() {
         );
     }
 }
+
+#[test]
+fn mlflow_loads_the_champion_with_pyfunc_and_sees_the_logged_model() {
+    use tracking_support::{bciops_in, mlflow, mlflow_python, ok, unique};
+    let Some((uri, mlflow_py)) = mlflow() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let train_set = epochs(tmp.path(), "42", "12", "left,right,feet,tongue", &[]);
+    let test_set = epochs(tmp.path(), "7", "6", "left,right,feet,tongue", &[]);
+    let env = [
+        ("MLFLOW_TRACKING_URI", uri.as_str()),
+        ("MLFLOW_EXPERIMENT_NAME", "bciops-export-tests"),
+    ];
+    let dir = tmp.path();
+    ok(bciops_in(
+        dir,
+        &[
+            "train",
+            "--data",
+            s(&train_set),
+            "--out",
+            "m",
+            "--eval",
+            "cv:2",
+            "--run-id-out",
+            "rid",
+        ],
+        &env,
+    ));
+    let rid = std::fs::read_to_string(dir.join("rid"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mlmodel = std::fs::read_to_string(dir.join("m/MLmodel")).unwrap();
+    assert!(mlmodel.contains(&format!("run_id: '{rid}'")), "{mlmodel}");
+    let name = unique("onnx");
+    ok(bciops_in(
+        dir,
+        &[
+            "compare-register",
+            "--model",
+            "m",
+            "--name",
+            &name,
+            "--run-id",
+            &rid,
+        ],
+        &env,
+    ));
+    let x_path = test_set.join("X.npy");
+    let x: Array3<f32> = ndarray_npy::read_npy(&x_path).unwrap();
+    let (want_labels, _) = served(&dir.join("m"), &x);
+    // MLflow's own loader, from the registry by alias, in the MLflow venv.
+    let out = mlflow_python(
+        &mlflow_py,
+        &uri,
+        r#"
+import sys, json, numpy as np, mlflow
+name, x, rid = sys.argv[1:4]
+model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+out = model.predict(np.load(x))
+run = mlflow.get_run(rid)
+logged = [m for m in mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+          output_format="list") if m.source_run_id == rid]
+print(json.dumps({"labels": out["labels"].tolist(), "scores_shape": list(out["scores"].shape),
+  "logged": [{"id": m.model_id, "status": str(m.status), "metrics": {k.key: k.value for k in m.metrics}}
+             for m in logged],
+  "outputs": [o.model_id for o in run.outputs.model_outputs]}))
+"#,
+        &[&name, s(&x_path), &rid],
+    );
+    let got: Value = serde_json::from_str(&out).unwrap();
+    let got_labels: Vec<String> = serde_json::from_value(got["labels"].clone()).unwrap();
+    assert_eq!(
+        got_labels, want_labels,
+        "pyfunc labels against bciops serve's"
+    );
+    assert_eq!(got["scores_shape"], json!([x.dim().0, 4]));
+    // The MLflow 3 way: one logged model of the train run, ready, holding its metrics.
+    let logged = got["logged"].as_array().unwrap();
+    assert_eq!(logged.len(), 1, "{got}");
+    assert_eq!(logged[0]["status"], "READY");
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m/metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(logged[0]["metrics"]["accuracy"], metrics["accuracy"]);
+    assert_eq!(got["outputs"], json!([logged[0]["id"]]));
+}

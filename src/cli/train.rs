@@ -238,6 +238,7 @@ fn record(run: &mut crate::tracking::Run, trained: &train::Trained, out: &std::p
         return;
     }
     run.log_artifact(out, "model");
+    run.log_model(out, "model");
     run.log_artifact(out.join("metrics.json"), "");
     if out.join("report.html").is_file() {
         run.log_artifact(out.join("report.html"), "");
