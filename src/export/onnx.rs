@@ -317,37 +317,31 @@ fn svm(g: &mut Graph, f: &str, svm: &SvmModel) -> Head {
 /// `[batch, support vectors]`.
 fn kernel(g: &mut Graph, f: &str, svm: &SvmModel, n_sv: usize, n_features: usize) -> String {
     let sv: Vec<f64> = svm.support_vectors.iter().copied().collect();
-    if let FittedKernel::Rbf { gamma } = svm.kernel {
-        // exp(-gamma |sv - x|²), the squared distance summed from differences (not expanded
-        // into dot products, which loses digits when a trial is close to a support vector).
-        let sv = g.f64s("support_vectors", &[n_sv, n_features], &sv);
-        let axis = g.i64s("axes", &[1]);
-        let column = g.op2("Unsqueeze", f, &axis);
-        let diff = g.op2("Sub", &column, &sv);
-        let squared = g.op2("Mul", &diff, &diff);
-        let last = g.i64s("axes", &[2]);
-        let distance = g.op("ReduceSum", &[&squared, &last], vec![int("keepdims", 0)]);
-        let minus_gamma = g.f64_scalar("minus_gamma", -gamma);
-        let scaled = g.op2("Mul", &minus_gamma, &distance);
-        return g.op("Exp", &[&scaled], Vec::new());
-    }
-    // The other kernels are functions of x · sv.
-    let mut transposed = vec![0.0; n_sv * n_features];
-    for s in 0..n_sv {
-        for d in 0..n_features {
-            transposed[d * n_sv + s] = sv[s * n_features + d];
-        }
-    }
-    let svt = g.f64s("support_vectors_t", &[n_features, n_sv], &transposed);
-    let dot = g.op2("MatMul", f, &svt);
+    // `gamma · (x · sv) + coef0`, the argument of the polynomial and sigmoid kernels.
     let affine = |g: &mut Graph, gamma: f64, coef0: f64| {
+        let dot = dot_support_vectors(g, f, &sv, n_sv, n_features);
         let gamma = g.f64_scalar("gamma", gamma);
         let coef0 = g.f64_scalar("coef0", coef0);
         let scaled = g.op2("Mul", &gamma, &dot);
         g.op2("Add", &scaled, &coef0)
     };
     match svm.kernel {
-        FittedKernel::Linear | FittedKernel::Rbf { .. } => dot,
+        FittedKernel::Linear => dot_support_vectors(g, f, &sv, n_sv, n_features),
+        FittedKernel::Rbf { gamma } => {
+            // exp(-gamma |sv - x|²), the squared distance summed from differences (not
+            // expanded into dot products, which loses digits when a trial is close to a
+            // support vector).
+            let sv = g.f64s("support_vectors", &[n_sv, n_features], &sv);
+            let axis = g.i64s("axes", &[1]);
+            let column = g.op2("Unsqueeze", f, &axis);
+            let diff = g.op2("Sub", &column, &sv);
+            let squared = g.op2("Mul", &diff, &diff);
+            let last = g.i64s("axes", &[2]);
+            let distance = g.op("ReduceSum", &[&squared, &last], vec![int("keepdims", 0)]);
+            let minus_gamma = g.f64_scalar("minus_gamma", -gamma);
+            let scaled = g.op2("Mul", &minus_gamma, &distance);
+            g.op("Exp", &[&scaled], Vec::new())
+        }
         FittedKernel::Poly {
             gamma,
             coef0,
@@ -362,6 +356,24 @@ fn kernel(g: &mut Graph, f: &str, svm: &SvmModel, n_sv: usize, n_features: usize
             g.op("Tanh", &[&inner], Vec::new())
         }
     }
+}
+
+/// `x · sv` for every support vector: `MatMul` by the transposed support vectors.
+fn dot_support_vectors(
+    g: &mut Graph,
+    f: &str,
+    sv: &[f64],
+    n_sv: usize,
+    n_features: usize,
+) -> String {
+    let mut transposed = vec![0.0; n_sv * n_features];
+    for s in 0..n_sv {
+        for d in 0..n_features {
+            transposed[d * n_sv + s] = sv[s * n_features + d];
+        }
+    }
+    let svt = g.f64s("support_vectors_t", &[n_features, n_sv], &transposed);
+    g.op2("MatMul", f, &svt)
 }
 
 #[cfg(test)]
