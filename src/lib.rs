@@ -9,6 +9,7 @@ pub mod cli;
 pub mod dataset;
 pub mod download;
 pub mod error;
+pub mod export;
 pub mod fsutil;
 pub mod model;
 pub mod pipeline;

@@ -26,6 +26,8 @@ pub struct TrainConfig {
     pub report: bool,
     /// Replace a directory at `out` that is not a model bciops wrote (`--force`).
     pub force: bool,
+    /// The tracking run training in, recorded in the model's `MLmodel`.
+    pub run_id: Option<String>,
 }
 
 /// `metrics.json`: the evaluation's mean scores on top, details below.
@@ -169,6 +171,7 @@ pub fn run_as(
         &metrics_json,
         report.as_deref(),
         &extra,
+        config.run_id.as_deref(),
         config.force,
     )?;
     Ok(Trained {

@@ -6,6 +6,7 @@
 mod args;
 pub mod compare_register;
 pub mod data;
+pub mod export;
 pub mod models;
 mod output;
 pub mod pipeline;
@@ -79,6 +80,9 @@ pub enum Command {
     /// Serve a model over HTTP: /classify, the Open Inference Protocol (V2), /metrics.
     #[command(after_help = AFTER_HELP)]
     Serve(serve::ServeArgs),
+    /// Write a model's served pipeline as one ONNX graph (raw trial in, label and scores out).
+    #[command(after_help = AFTER_HELP)]
+    Export(export::ExportArgs),
     /// Run the whole pipeline locally, or compile it for Kubeflow Pipelines.
     #[command(after_help = AFTER_HELP)]
     Pipeline(pipeline::PipelineArgs),
@@ -122,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => runs::run(args, global),
         Command::Models(args) => models::run(args, global),
         Command::Serve(args) => serve::run(args, global),
+        Command::Export(args) => export::run(args, global),
         Command::Pipeline(args) => pipeline::run(args, global),
     };
     match outcome {

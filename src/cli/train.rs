@@ -151,12 +151,13 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs, global: Global) -> Result<()> {
-    let config = TrainConfig {
+    let mut config = TrainConfig {
         params: args.model_params()?,
         evaluation: args.evaluation,
         seed: args.seed,
         report: !args.no_report,
         force: args.force,
+        run_id: None,
     };
     let replace = Replace {
         kind: crate::model::artifact::MODEL_DIR,
@@ -174,6 +175,8 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     // Started before the work, so a tracking misconfiguration (e.g. bad credentials) fails
     // fast; a run dropped on an error path is closed as FAILED.
     let mut run = args.track.start("train")?;
+    // A journaled run gets its server id only when synced: its model names no run.
+    config.run_id = run.server_id().map(str::to_owned);
     run.log_params(&track::params_of("", &config.params));
     run.log_param("evaluation", args.evaluation.to_string());
     run.log_param("seed", config.seed.to_string());
@@ -245,6 +248,7 @@ fn record(run: &mut crate::tracking::Run, trained: &train::Trained, out: &std::p
         return;
     }
     run.log_artifact(out, "model");
+    run.log_model(out, "model");
     run.log_artifact(out.join("metrics.json"), "");
     if out.join("report.html").is_file() {
         run.log_artifact(out.join("report.html"), "");

@@ -3,9 +3,11 @@
 //!
 //! ```text
 //! MODEL_DIR/
-//!   MLmodel            MLflow's model description: a custom `bciops` flavor and the signature
+//!   MLmodel            MLflow's model description: flavors `bciops`, `onnx`, `python_function`
 //!   model.json         the whole pipeline: preprocessing, CSP filters, scaling, SVM, classes
 //!   metrics.json       the evaluation (top-level `accuracy` and `kappa`)
+//!   model.onnx         the served pipeline as one ONNX graph (with conda.yaml,
+//!                      python_env.yaml, requirements.txt: MLflow's `python_function` env)
 //!   report.html        confusion matrix, fold and subject scores, CSP patterns (optional)
 //!   cv_predictions.csv each evaluated trial's fold, true and predicted class
 //!   checksums.sha256   sha256 of every other file, `sha256sum -c` format
@@ -22,6 +24,7 @@ use crate::dataset::{FilterMeta, WindowMeta};
 use crate::error::{Error, Result};
 use crate::fsutil::{sha256_hex, DirKind, Replace, StagedDir};
 use crate::model::classifier::{Fitted, ModelParams};
+use crate::model::mlflow_flavors;
 use crate::signal::filter::{self, FilterMode};
 
 pub const FORMAT: &str = "bciops-model";
@@ -181,12 +184,26 @@ impl ModelFile {
     }
 }
 
-fn mlmodel(model: &ModelFile, created: &str) -> String {
+/// What `MLmodel` records besides the model itself.
+#[derive(Debug, Clone, Copy)]
+pub struct MlmodelFacts<'a> {
+    /// The tracking run the model was trained in.
+    pub run_id: Option<&'a str>,
+    pub model_uuid: &'a str,
+    /// Whether the directory holds `model.onnx` (then the `onnx` and `python_function`
+    /// flavors are written).
+    pub onnx: bool,
+}
+
+fn mlmodel(model: &ModelFile, created: &str, facts: &MlmodelFacts) -> String {
+    let svm_classes = model.fitted.svm.classes.len();
+    let n_scores = if svm_classes == 2 { 1 } else { svm_classes };
     render_mlmodel(
         &model.bciops_version,
         &model.classes,
-        model.trial_shape(),
+        (model.trial_shape(), n_scores),
         created,
+        facts,
     )
 }
 
@@ -194,17 +211,18 @@ fn mlmodel(model: &ModelFile, created: &str) -> String {
 /// reads it with PyYAML, which loads a plain `2026-11-27 08:00:00.123456` (or a class named
 /// `2026-01-01`) as a timestamp, and serde_norway writes such strings plain with no way to
 /// ask for quotes. Here every string that could be misread is single-quoted; the test
-/// `mlmodel_text_is_unchanged` pins the bytes.
+/// `mlmodel_text_is_unchanged` pins the bytes. Keys are sorted, as MLflow writes them.
 fn render_mlmodel(
     bciops_version: &str,
     classes: &[String],
-    (c, s): (usize, usize),
+    ((c, s), n_scores): ((usize, usize), usize),
     created: &str,
+    facts: &MlmodelFacts,
 ) -> String {
     let inputs = format!(
-        r#"[{{"type": "tensor", "tensor-spec": {{"dtype": "float32", "shape": [-1, {c}, {s}]}}}}]"#
+        r#"[{{"name": "eeg", "type": "tensor", "tensor-spec": {{"dtype": "float32", "shape": [-1, {c}, {s}]}}}}]"#
     );
-    let outputs = r#"[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]"#;
+    let outputs = mlflow_flavors::signature_outputs(n_scores);
     let mut y = String::new();
     let _ = writeln!(y, "artifact_path: model");
     let _ = writeln!(y, "flavors:");
@@ -223,11 +241,23 @@ fn render_mlmodel(
             .join(", ")
     );
     let _ = writeln!(y, "    loader: bciops serve --model <this directory>");
+    if facts.onnx {
+        y.push_str(&mlflow_flavors::flavor_lines());
+    }
+    let _ = writeln!(y, "is_signature_from_type_hint: false");
+    let _ = writeln!(y, "mlflow_version: {}", mlflow_flavors::MLFLOW_VERSION);
+    let _ = writeln!(y, "model_id: null");
     let _ = writeln!(y, "model_size_bytes: null");
+    let _ = writeln!(y, "model_uuid: '{}'", facts.model_uuid);
+    let _ = writeln!(y, "prompts: null");
+    if let Some(run_id) = facts.run_id {
+        let _ = writeln!(y, "run_id: '{}'", run_id.replace('\'', "''"));
+    }
     let _ = writeln!(y, "signature:");
     let _ = writeln!(y, "  inputs: '{inputs}'");
     let _ = writeln!(y, "  outputs: '{outputs}'");
     let _ = writeln!(y, "  params: null");
+    let _ = writeln!(y, "type_hint_from_example: false");
     let _ = writeln!(y, "utc_time_created: '{created}'");
     y
 }
@@ -241,12 +271,16 @@ pub fn utc_now() -> String {
 
 /// Writes the model directory at `dir` (replacing an older one only when complete).
 /// `extra` files (name, text) are written beside the others and covered by the checksums.
+/// `run_id`: the tracking run that trained it, recorded in `MLmodel`. The model's ONNX
+/// graph, `model.onnx`, is written with MLflow's `onnx` and `python_function` flavors and
+/// their environment files unless the model cannot be exported (then none of them is).
 pub fn save(
     dir: &Path,
     model: &ModelFile,
     metrics: &serde_json::Value,
     report_html: Option<&str>,
     extra: &[(&str, String)],
+    run_id: Option<&str>,
     force: bool,
 ) -> Result<()> {
     let staged = StagedDir::new(
@@ -256,11 +290,29 @@ pub fn save(
             force,
         },
     )?;
+    // A model the exporter refuses (Error::Invalid: e.g. too long a window) is still a
+    // model; any other failure is a bug and stops the save.
+    let onnx = match crate::export::onnx::to_bytes(model) {
+        Ok(bytes) => Some(bytes),
+        Err(Error::Invalid(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let facts = MlmodelFacts {
+        run_id,
+        model_uuid: &mlflow_flavors::new_model_uuid(),
+        onnx: onnx.is_some(),
+    };
     let mut files: Vec<(&str, Vec<u8>)> = vec![
-        ("MLmodel", mlmodel(model, &utc_now()).into_bytes()),
+        ("MLmodel", mlmodel(model, &utc_now(), &facts).into_bytes()),
         (MODEL_FILE, pretty(model)?.into_bytes()),
         ("metrics.json", pretty(metrics)?.into_bytes()),
     ];
+    if let Some(bytes) = onnx {
+        files.push((mlflow_flavors::ONNX_FILE, bytes));
+        for (name, text) in mlflow_flavors::environment_files() {
+            files.push((name, text.into_bytes()));
+        }
+    }
     if let Some(html) = report_html {
         files.push(("report.html", html.as_bytes().to_vec()));
     }
@@ -436,7 +488,20 @@ mod tests {
             "2026-01-01".into(),
             "null".into(),
         ];
-        let text = render_mlmodel("0.1.0", &classes, (22, 500), "2026-11-27 08:00:00.123456");
+        let facts = MlmodelFacts {
+            run_id: Some("0123456789"),
+            model_uuid: "9192a97e716044068b2a71cc07178f1e",
+            onnx: true,
+        };
+        let text = render_mlmodel(
+            "0.1.0",
+            &classes,
+            ((22, 500), 4),
+            "2026-11-27 08:00:00.123456",
+            &facts,
+        );
+        // The `onnx` and `python_function` flavors and the top-level keys as
+        // `mlflow.onnx.save_model` writes them (mlflow 3.17.2), keys sorted.
         let want = "artifact_path: model
 flavors:
   bciops:
@@ -446,11 +511,33 @@ flavors:
     model_file: model.json
     classes: ['left', 'it''s', '2026-01-01', 'null']
     loader: bciops serve --model <this directory>
+  onnx:
+    code: null
+    data: model.onnx
+    onnx_session_options: null
+    onnx_version: 1.23.1
+    providers:
+    - CUDAExecutionProvider
+    - CPUExecutionProvider
+  python_function:
+    data: model.onnx
+    env:
+      conda: conda.yaml
+      virtualenv: python_env.yaml
+    loader_module: mlflow.onnx
+    python_version: 3.11.7
+is_signature_from_type_hint: false
+mlflow_version: 3.17.2
+model_id: null
 model_size_bytes: null
+model_uuid: '9192a97e716044068b2a71cc07178f1e'
+prompts: null
+run_id: '0123456789'
 signature:
-  inputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 22, 500]}}]'
-  outputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"int64\", \"shape\": [-1]}}]'
+  inputs: '[{\"name\": \"eeg\", \"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 22, 500]}}]'
+  outputs: '[{\"name\": \"labels\", \"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"str\", \"shape\": [-1]}}, {\"name\": \"scores\", \"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float64\", \"shape\": [-1, 4]}}]'
   params: null
+type_hint_from_example: false
 utc_time_created: '2026-11-27 08:00:00.123456'
 ";
         assert_eq!(text, want);
@@ -458,5 +545,17 @@ utc_time_created: '2026-11-27 08:00:00.123456'
         let v: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         assert_eq!(v["flavors"]["bciops"]["classes"][1], "it's");
         assert_eq!(v["utc_time_created"], "2026-11-27 08:00:00.123456");
+        assert_eq!(v["run_id"], "0123456789");
+        // Without model.onnx (a model the exporter refuses) neither flavor is claimed.
+        let bare = MlmodelFacts {
+            run_id: None,
+            onnx: false,
+            ..facts
+        };
+        let text = render_mlmodel("0.1.0", &classes, ((22, 500), 1), "x", &bare);
+        assert!(
+            !text.contains("python_function") && !text.contains("run_id"),
+            "{text}"
+        );
     }
 }

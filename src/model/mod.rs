@@ -7,6 +7,7 @@ pub mod cv;
 pub mod evaluate;
 pub mod linalg;
 pub mod metrics;
+pub mod mlflow_flavors;
 pub mod report;
 pub mod scaler;
 pub mod svm;

@@ -221,7 +221,7 @@ fn replay(
             client.create_run(&exp, &record.name, record.start_time, &tags)?
         }
     };
-    client.log_batch(&run.run_id, &record.params, &record.metrics, &tags)?;
+    client.log_batch(&run.run_id, &record.params, &record.metrics, &tags, None)?;
     if artifacts.is_dir() {
         client.upload(&run.artifact_uri, artifacts, "")?;
     }

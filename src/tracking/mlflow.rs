@@ -207,6 +207,13 @@ pub struct KeyValue {
     pub value: String,
 }
 
+/// An MLflow 3 logged model: its id (`m-…`) and where its files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedModel {
+    pub model_id: String,
+    pub artifact_uri: String,
+}
+
 /// The blocking REST client.
 pub struct MlflowClient {
     pub endpoint: Endpoint,
@@ -329,6 +336,13 @@ impl MlflowClient {
         self.json_of(path, r)
     }
 
+    /// `PATCH api/2.0/mlflow/<path>` with a JSON body.
+    pub fn patch(&self, path: &str, body: &Value) -> MResult<Value> {
+        let url = self.url(&format!("mlflow/{path}"));
+        let r = self.send(path, &|| Ok(self.http.patch(&url).json(body)))?;
+        self.json_of(path, r)
+    }
+
     /// `GET api/2.0/mlflow/<path>?query`.
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> MResult<Value> {
         let url = self.url(&format!("mlflow/{path}"));
@@ -394,14 +408,21 @@ impl MlflowClient {
     }
 
     /// Logs everything in as few `log-batch` calls as MLflow's limits allow.
+    /// With `model_id` (an MLflow 3 logged model), the metrics are linked to that model too.
     pub fn log_batch(
         &self,
         run_id: &str,
         params: &BTreeMap<String, String>,
         metrics: &[MetricPoint],
         tags: &BTreeMap<String, String>,
+        model_id: Option<&str>,
     ) -> MResult<usize> {
-        let batches = batches(params, metrics, tags);
+        let mut batches = batches(params, metrics, tags);
+        if let Some(id) = model_id {
+            for m in batches.iter_mut().flat_map(|(_, m, _)| m.iter_mut()) {
+                m["model_id"] = json!(id);
+            }
+        }
         for (p, m, t) in &batches {
             self.post(
                 "runs/log-batch",
@@ -439,6 +460,72 @@ impl MlflowClient {
                 _ => return Ok(out),
             }
         }
+    }
+
+    // ---- logged models (MLflow 3) ----
+
+    /// Creates an MLflow 3 logged model produced by run `source_run_id`, status pending.
+    /// None from a server that has no logged models (MLflow 2.x answers the route 404): the
+    /// run, its artifacts and registration work without one.
+    pub fn create_logged_model(
+        &self,
+        experiment_id: &str,
+        name: &str,
+        source_run_id: &str,
+        params: &BTreeMap<String, String>,
+    ) -> MResult<Option<LoggedModel>> {
+        // The create call carries at most 100 params (MLflow's own client sends the rest
+        // with log-params); bciops' models have fewer.
+        let params: Vec<Value> = params
+            .iter()
+            .take(MAX_PARAMS_PER_BATCH)
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect();
+        let body = json!({
+            "experiment_id": experiment_id,
+            "name": name,
+            "model_type": "bciops",
+            "source_run_id": source_run_id,
+            "params": params,
+        });
+        match self.post("logged-models", &body) {
+            Ok(v) => {
+                let info = &v["model"]["info"];
+                Ok(Some(LoggedModel {
+                    model_id: str_of(&info["model_id"]),
+                    artifact_uri: str_of(&info["artifact_uri"]),
+                }))
+            }
+            Err(MlflowError::Api {
+                status: 404,
+                ref code,
+                ..
+            }) if code != "RESOURCE_DOES_NOT_EXIST" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks a logged model's files complete (`LOGGED_MODEL_READY`) or failed.
+    pub fn finalize_logged_model(&self, model_id: &str, ready: bool) -> MResult<()> {
+        let status = if ready {
+            "LOGGED_MODEL_READY"
+        } else {
+            "LOGGED_MODEL_UPLOAD_FAILED"
+        };
+        self.patch(
+            &format!("logged-models/{}", percent_encode(model_id)),
+            &json!({"model_id": model_id, "status": status}),
+        )?;
+        Ok(())
+    }
+
+    /// Records a logged model as an output of a run (what the run page lists).
+    pub fn log_outputs(&self, run_id: &str, model_id: &str) -> MResult<()> {
+        self.post(
+            "runs/outputs",
+            &json!({"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]}),
+        )?;
+        Ok(())
     }
 
     // ---- artifacts (through the server's proxy) ----
@@ -814,6 +901,51 @@ fn percent_encode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server answering each of `n` requests with `status` and `body` (what a
+    /// server without a route answers), then stopping.
+    fn answering(status: &'static str, body: &'static str, n: usize) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(n) {
+                let mut stream = stream.unwrap();
+                let mut buf = [0u8; 65536];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn a_server_without_logged_models_is_not_an_error() {
+        // MLflow 2.x has no `logged-models` route: Flask answers 404 with an HTML page.
+        let base = answering(
+            "404 NOT FOUND",
+            "<!doctype html><title>404 Not Found</title>",
+            1,
+        );
+        let client = MlflowClient::new(Endpoint::parse(&base).unwrap()).unwrap();
+        let created = client.create_logged_model("1", "model", "r", &BTreeMap::new());
+        assert_eq!(created.unwrap(), None);
+        // MLflow's own 404 for a missing experiment stays an error.
+        let base = answering(
+            "404 NOT FOUND",
+            r#"{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no experiment 1"}"#,
+            1,
+        );
+        let client = MlflowClient::new(Endpoint::parse(&base).unwrap()).unwrap();
+        let e = client
+            .create_logged_model("1", "model", "r", &BTreeMap::new())
+            .unwrap_err();
+        assert_eq!(e.code(), Some("RESOURCE_DOES_NOT_EXIST"));
+    }
 
     #[test]
     fn batches_respect_mlflow_limits() {

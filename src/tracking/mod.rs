@@ -245,6 +245,8 @@ pub struct Run {
     record: RunRecord,
     /// (local file or directory, artifact path it goes to).
     artifacts: Vec<(PathBuf, String)>,
+    /// A model directory to log as an MLflow 3 logged model, and its name.
+    model: Option<(PathBuf, String)>,
 }
 
 /// Where a finished run went.
@@ -368,6 +370,7 @@ impl Tracker {
             sink,
             record,
             artifacts: Vec::new(),
+            model: None,
         })
     }
 }
@@ -383,6 +386,15 @@ impl Run {
     /// The run's id (MLflow's, or a local one of the same form).
     pub fn id(&self) -> &str {
         &self.record.run_id
+    }
+
+    /// The run's id where it is recorded already (the embedded store, an MLflow server);
+    /// None when it is off or waits in the journal, where it gets its id only when synced.
+    pub fn server_id(&self) -> Option<&str> {
+        match self.sink {
+            Sink::Local(_) | Sink::Mlflow { .. } => Some(&self.record.run_id),
+            Sink::Off | Sink::Journal { .. } => None,
+        }
     }
 
     /// True when the run is recorded nowhere (`--no-track`).
@@ -440,6 +452,14 @@ impl Run {
         ));
     }
 
+    /// Logs the model directory `dir` the MLflow 3 way too, when the run goes to an MLflow
+    /// server that has logged models: a logged model named `name`, linked to this run and
+    /// its metrics, with the directory's files. Elsewhere only the artifacts are recorded.
+    /// The files are read when the run finishes.
+    pub fn log_model(&mut self, dir: impl AsRef<Path>, name: &str) {
+        self.model = Some((dir.as_ref().to_owned(), name.to_owned()));
+    }
+
     /// Everything logged so far.
     pub fn record(&self) -> &RunRecord {
         &self.record
@@ -462,7 +482,13 @@ impl Run {
                 client,
                 run,
                 journal,
-            } => match push(&client, &run, &self.record, &self.artifacts) {
+            } => match push(
+                &client,
+                &run,
+                &self.record,
+                &self.artifacts,
+                self.model.as_ref(),
+            ) {
                 Ok(()) => Recorded::Mlflow {
                     base: client.endpoint.base.clone(),
                     experiment_id: run.experiment_id.clone(),
@@ -513,22 +539,46 @@ impl Drop for Run {
             sink,
             record: self.record.clone(),
             artifacts: Vec::new(),
+            model: None,
         };
         let _ = run.finish(RunStatus::Failed);
     }
 }
 
-/// Sends a whole run to MLflow: params, metrics and tags in batches, artifacts, status.
+/// Sends a whole run to MLflow: params, metrics and tags in batches, artifacts, the logged
+/// model (MLflow 3 servers), status.
 fn push(
     client: &MlflowClient,
     run: &mlflow::RunInfo,
     record: &RunRecord,
     artifacts: &[(PathBuf, String)],
+    model: Option<&(PathBuf, String)>,
 ) -> std::result::Result<(), mlflow::MlflowError> {
+    // Created first so that the metrics can name it (a logged model's metrics are those
+    // logged with its id).
+    let logged = match model {
+        Some((_, name)) => {
+            client.create_logged_model(&run.experiment_id, name, &run.run_id, &record.params)?
+        }
+        None => None,
+    };
+    let model_id = logged.as_ref().map(|m| m.model_id.as_str());
     // `mlflow.runName` and the parent tag were sent when the run was created.
-    client.log_batch(&run.run_id, &record.params, &record.metrics, &record.tags)?;
+    client.log_batch(
+        &run.run_id,
+        &record.params,
+        &record.metrics,
+        &record.tags,
+        model_id,
+    )?;
     for (local, dest) in artifacts {
         client.upload(&run.artifact_uri, local, dest)?;
+    }
+    if let (Some(logged), Some((dir, _))) = (&logged, model) {
+        let uploaded = client.upload(&logged.artifact_uri, dir, "");
+        client.finalize_logged_model(&logged.model_id, uploaded.is_ok())?;
+        uploaded?;
+        client.log_outputs(&run.run_id, &logged.model_id)?;
     }
     client.set_status(
         &run.run_id,
