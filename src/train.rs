@@ -13,7 +13,7 @@ use crate::model::artifact::{self, DatasetRef, ModelFile, Preprocessing};
 use crate::model::classifier::{self, ModelParams};
 use crate::model::cv::Evaluation;
 use crate::model::evaluate::{self, Evaluated, FoldResult, Trials};
-use crate::model::report::Report;
+use crate::model::report::{Report, Spectra};
 use crate::signal::montage;
 
 /// What `train` needs besides its input and output.
@@ -161,7 +161,19 @@ pub fn run_as(
         },
         fitted,
     };
-    let report = config.report.then(|| report_of(&model, &metrics).to_html());
+    let report = config.report.then(|| {
+        let mut report = report_of(&model, &metrics);
+        // Spectra of every trial, not only the final fit's: what the data hold per class.
+        report.spectra = Spectra::of_trials(
+            dataset.x.view(),
+            &y,
+            n_classes,
+            &meta.channels,
+            meta.rate,
+            Some(meta.filter.band),
+        );
+        report.to_html()
+    });
     let metrics_json =
         serde_json::to_value(&metrics).map_err(|e| Error::encode("the metrics", e))?;
     let extra = [("cv_predictions.csv", cv_predictions_csv(&evaluated, &y))];
@@ -322,5 +334,6 @@ fn report_of(model: &ModelFile, m: &Metrics) -> Report {
             .map(|c| montage::position(c))
             .collect(),
         channel_names: model.preprocessing.channels.clone(),
+        ..Report::default()
     }
 }

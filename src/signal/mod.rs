@@ -8,6 +8,7 @@ pub mod labels;
 pub mod mat;
 pub mod montage;
 pub mod recording;
+pub mod spectrum;
 pub mod synth;
 
 pub use recording::{Event, Recording};
