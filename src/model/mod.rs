@@ -8,5 +8,6 @@ pub mod evaluate;
 pub mod linalg;
 pub mod metrics;
 pub mod report;
+pub mod riemann;
 pub mod scaler;
 pub mod svm;
