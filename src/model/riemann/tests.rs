@@ -59,8 +59,50 @@ fn four_class_epochs() -> (Array3<f32>, Vec<usize>) {
     (x, y.iter().map(|&v| v as usize).collect())
 }
 
+/// Epochs of what `bciops synth` generates: subject 1's training session (12 trials per class,
+/// 4 classes), the 22 EEG channels band-passed 8–30 Hz (zero phase), 0–3 s after each cue
+/// (750 samples), float32 as `preprocess` stores them. Labels 1–4 → 0–3.
+fn synth_epochs() -> (Array3<f32>, Vec<usize>) {
+    use crate::signal::filter::{filter_rows, BandPass, FilterMode};
+    use crate::signal::synth::{generate, Session, SynthConfig, EVENT_CUES};
+    let cfg = SynthConfig {
+        trials_per_class: 12,
+        eye_seconds: 0.0,
+        gaps: false,
+        ..SynthConfig::default()
+    };
+    let session = generate(&cfg, 1, Session::T).unwrap();
+    let rec = session.recording;
+    let mut eeg = rec
+        .data
+        .slice_axis(Axis(0), ndarray::Slice::from(..22))
+        .to_owned();
+    let sos = BandPass::new(8.0, 30.0, 4, rec.rate).unwrap().sos();
+    filter_rows(&sos, FilterMode::ZeroPhase, &mut eeg).unwrap();
+    let cues: Vec<(usize, usize)> = rec
+        .events
+        .iter()
+        .filter_map(|e| {
+            let class = EVENT_CUES.iter().position(|&c| c == e.code)?;
+            Some((e.position as usize, class))
+        })
+        .collect();
+    assert_eq!(cues.len(), 48);
+    let x = Array3::from_shape_fn((cues.len(), 22, 750), |(i, c, t)| {
+        eeg[[c, cues[i].0 + t]] as f32
+    });
+    (x, cues.iter().map(|&(_, class)| class).collect())
+}
+
+/// The largest magnitude; NaN if any value is NaN (so that a comparison with it fails).
 fn max_abs(a: impl IntoIterator<Item = f64>) -> f64 {
-    a.into_iter().fold(0.0_f64, |m, v| m.max(v.abs()))
+    a.into_iter().fold(0.0_f64, |m, v| {
+        if m.is_nan() || v.abs() <= m {
+            m
+        } else {
+            v.abs()
+        }
+    })
 }
 
 /// `max |got − want| / max |want|`.
@@ -176,6 +218,12 @@ impl Peer {
     }
 }
 
+/// Fails unless `err < tol`; prints the measured error (`--nocapture`) for the parity table.
+fn assert_within(what: &str, label: &str, err: f64, tol: f64) {
+    eprintln!("{what}: {label}: {err:.1e} (tolerance {tol:e})");
+    assert!(err < tol, "{what}: {label} differ by {err:e}, over {tol:e}");
+}
+
 /// Checks every stage against pyRiemann on one data set; `what` names it in failures.
 fn check_against_pyriemann(
     python: &Path,
@@ -196,10 +244,7 @@ fn check_against_pyriemann(
         // pyRiemann 0.12 Covariances(estimator=est) (sklearn 1.9.1 ledoit_wolf / oas), same
         // float64 trials: 1e-8 relative to each matrix's largest entry (the bar).
         let err = rel_err_per(&got, &want);
-        assert!(
-            err < 1e-8,
-            "{what}: `{est}` covariances differ by {err:e} relative"
-        );
+        assert_within(what, &format!("{est} covariances"), err, 1e-8);
     }
 
     let covs = covariances(x.view(), CovEstimator::Oas).unwrap();
@@ -207,10 +252,7 @@ fn check_against_pyriemann(
     let mean = mean_riemann(train_covs.view(), None, DEFAULT_TOL, DEFAULT_MAXITER).unwrap();
     // pyRiemann 0.12 geometry.mean.mean_riemann (tol 1e-8, maxiter 50): 1e-8 relative.
     let err = rel_err(&mean, &peer.load("mean.npy"));
-    assert!(
-        err < 1e-8,
-        "{what}: mean_riemann differs by {err:e} relative"
-    );
+    assert_within(what, "mean_riemann", err, 1e-8);
     let weighted = mean_riemann(
         train_covs.view(),
         Some(&weights),
@@ -220,26 +262,17 @@ fn check_against_pyriemann(
     .unwrap();
     // Same, with sample_weight: 1e-8 relative.
     let err = rel_err(&weighted, &peer.load("mean_weighted.npy"));
-    assert!(
-        err < 1e-8,
-        "{what}: weighted mean_riemann differs by {err:e} relative"
-    );
+    assert_within(what, "weighted mean_riemann", err, 1e-8);
 
     let ts = TangentSpace::fit(train_covs.view()).unwrap();
     // pyRiemann 0.12 TangentSpace(metric="riemann").fit(...).reference_: 1e-8 relative.
     let err = rel_err(&ts.reference, &peer.load("ts_reference.npy"));
-    assert!(
-        err < 1e-8,
-        "{what}: tangent-space reference differs by {err:e} relative"
-    );
+    assert_within(what, "tangent-space reference", err, 1e-8);
     let vectors = ts.transform(covs.view()).unwrap();
     let want: Array2<f64> = peer.load("ts_vectors.npy");
     // TangentSpace.transform, same layout: 1e-8 relative to each vector's largest entry.
     let err = rel_err_per(&vectors, &want);
-    assert!(
-        err < 1e-8,
-        "{what}: tangent vectors differ by {err:e} relative"
-    );
+    assert_within(what, "tangent vectors", err, 1e-8);
     let one = ts.transform_one(covs.index_axis(Axis(0), 0)).unwrap();
     assert_eq!(one, vectors.row(0), "{what}: one-trial tangent vector");
 
@@ -247,18 +280,12 @@ fn check_against_pyriemann(
     let mdm = Mdm::fit(train_covs.view(), &train_y, n_classes).unwrap();
     // MDM(metric="riemann").covmeans_: 1e-8 relative per class mean.
     let err = rel_err_per(mdm.means(), &peer.load("mdm_means.npy"));
-    assert!(
-        err < 1e-8,
-        "{what}: mdm class means differ by {err:e} relative"
-    );
+    assert_within(what, "mdm class means", err, 1e-8);
     let distances = mdm.distances(covs.view()).unwrap();
     let want: Array2<f64> = peer.load("mdm_distances.npy");
     // MDM.transform: each distance to 1e-8 relative.
     let err = max_abs(distances.iter().zip(&want).map(|(a, b)| (a - b) / b));
-    assert!(
-        err < 1e-8,
-        "{what}: mdm distances differ by {err:e} relative"
-    );
+    assert_within(what, "mdm distances", err, 1e-8);
     let proba = mdm.probabilities(covs.view()).unwrap();
     // MDM.predict_proba = softmax(−d²): 1e-8 absolute (probabilities are at most 1).
     let err = max_abs(
@@ -267,7 +294,7 @@ fn check_against_pyriemann(
             .zip(&peer.load::<ndarray::Ix2>("mdm_proba.npy"))
             .map(|(a, b)| a - b),
     );
-    assert!(err < 1e-8, "{what}: mdm probabilities differ by {err:e}");
+    assert_within(what, "mdm probabilities", err, 1e-8);
     let predictions = mdm.predict(covs.view()).unwrap();
     let want: Array1<i64> = read_npy(peer.path("mdm_predictions.npy")).unwrap();
     let want: Vec<usize> = want.iter().map(|&v| v as usize).collect();
@@ -302,6 +329,15 @@ fn four_class_float32_epochs_match_pyriemann() {
             covariances(x64.view(), est).unwrap()
         );
     }
+}
+
+#[test]
+fn synthetic_session_epochs_match_pyriemann() {
+    let Some(python) = python_or_skip("synthetic_session_epochs_match_pyriemann") else {
+        return;
+    };
+    let (x, y) = synth_epochs();
+    check_against_pyriemann(&python, "bciops synth subject 1", &x.mapv(f64::from), &y, 4);
 }
 
 #[test]
