@@ -2,7 +2,8 @@
 //! MDM on 142 × 22 × 750 (one subject) and 1278 × 22 × 750 (nine subjects), float32 trials as
 //! epochs datasets hold them. `cargo bench --bench riemann`
 
-use bciops::model::riemann::{covariances, mean_riemann, CovEstimator, Mdm, TangentSpace};
+use bciops::model::linalg;
+use bciops::model::riemann::{covariances, mean_riemann, CovEstimator, Eig, Mdm, TangentSpace};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ndarray::{Array2, Array3, Axis};
 use rand::SeedableRng;
@@ -24,6 +25,32 @@ fn data(n_trials: usize) -> (Array3<f32>, Vec<usize>) {
         trial.assign(&mixing.dot(&s).mapv(|v| v as f32));
     }
     (x, y)
+}
+
+/// The kernels inside every stage, on one 22 × 22 covariance.
+fn kernels(c: &mut Criterion) {
+    let (x, _) = data(8);
+    let covs = covariances(x.view(), CovEstimator::Oas).unwrap();
+    let a = covs.index_axis(Axis(0), 0).to_owned();
+    let b = covs.index_axis(Axis(0), 1).to_owned();
+    let mut out = Array2::<f64>::zeros((22, 22));
+    c.bench_function("kernel matmul 22x22", |bch| {
+        bch.iter(|| ndarray::linalg::general_mat_mul(1.0, black_box(&a), &b, 0.0, &mut out))
+    });
+    let mut eig = Eig::new(22);
+    c.bench_function("kernel eig 22x22 (tridiagonal QL)", |bch| {
+        bch.iter(|| eig.decompose(black_box(a.view())))
+    });
+    c.bench_function("kernel eigenvalues only 22x22", |bch| {
+        bch.iter(|| eig.eigenvalues_only(black_box(a.view())))
+    });
+    c.bench_function("kernel jacobi eigh 22x22 (linalg::eigh)", |bch| {
+        bch.iter(|| linalg::eigh(black_box(a.view())).unwrap())
+    });
+    eig.decompose(a.view());
+    c.bench_function("kernel reconstruct V f(L) Vt 22x22", |bch| {
+        bch.iter(|| eig.reconstruct_into(f64::ln, out.view_mut()))
+    });
 }
 
 fn bench(c: &mut Criterion) {
@@ -73,5 +100,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, kernels, bench);
 criterion_main!(benches);
