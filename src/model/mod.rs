@@ -9,5 +9,6 @@ pub mod linalg;
 pub mod metrics;
 pub mod mlflow_flavors;
 pub mod report;
+pub mod riemann;
 pub mod scaler;
 pub mod svm;
