@@ -10,6 +10,7 @@ pub mod linalg;
 pub mod linear;
 pub mod logistic;
 pub mod metrics;
+pub mod mutual_info;
 pub mod report;
 pub mod scaler;
 pub mod svm;
