@@ -197,8 +197,9 @@ fn class_covariance(xg: Array2<f64>, shrinkage: Shrinkage) -> Result<Array2<f64>
             // standardised features is zero up to rounding, and is removed as sklearn does).
             let scaler = StandardScaler::fit(xg.view())?;
             let z = centred(scaler.transform(xg.view())?);
-            let s = ledoit_wolf_shrinkage(&z);
-            let mut cov = empirical(z);
+            let gram = z.t().dot(&z);
+            let s = ledoit_wolf_shrinkage(&z, &gram);
+            let mut cov = gram / z.nrows() as f64;
             shrink(&mut cov, s);
             for ((i, j), v) in cov.indexed_iter_mut() {
                 *v *= scaler.scale[i] * scaler.scale[j];
@@ -230,8 +231,8 @@ fn shrink(cov: &mut Array2<f64>, s: f64) {
 }
 
 /// scikit-learn's `ledoit_wolf_shrinkage(z, assume_centered=True)` for centred samples `z`
-/// (trials × features); 0 for one feature, as there.
-fn ledoit_wolf_shrinkage(z: &Array2<f64>) -> f64 {
+/// (trials × features) and their `gram = zᵀz`; 0 for one feature, as there.
+fn ledoit_wolf_shrinkage(z: &Array2<f64>, gram: &Array2<f64>) -> f64 {
     let (n, p) = z.dim();
     if p == 1 {
         return 0.0;
@@ -248,7 +249,6 @@ fn ledoit_wolf_shrinkage(z: &Array2<f64>) -> f64 {
     let emp_trace_sum = trace_sum / nf;
     let mu = emp_trace_sum / pf;
     // delta_ = Σᵢⱼ (zᵀz)ᵢⱼ² / n².
-    let gram = z.t().dot(z);
     let delta_ = gram.iter().map(|v| v * v).sum::<f64>() / (nf * nf);
     let beta = (beta_ / nf - delta_) / (pf * nf);
     let delta = (delta_ - 2.0 * mu * emp_trace_sum + pf * mu * mu) / pf;

@@ -23,7 +23,7 @@
 
 use std::cell::RefCell;
 
-use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason};
+use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -106,7 +106,8 @@ pub struct LogisticRegression {
     pub linear: Linear,
     /// L-BFGS iterations taken (`n_iter_`).
     pub n_iter: usize,
-    /// False if `max_iter` ended the fit first (scikit-learn's `ConvergenceWarning`).
+    /// Whether the fit ended with every gradient component within `tol`, scikit-learn's
+    /// criterion; false when `max_iter` ended it first (scikit-learn's `ConvergenceWarning`).
     pub converged: bool,
 }
 
@@ -146,10 +147,10 @@ impl LogisticRegression {
             .run()
             .map_err(|e| Error::Numerical(format!("logistic regression did not fit: {e}")))?;
         let state = result.state();
-        let converged = !matches!(
-            state.get_termination_reason(),
-            Some(TerminationReason::MaxItersReached)
-        );
+        // scikit-learn's own criterion: its largest gradient component within `tol`.
+        let converged = state
+            .get_gradient()
+            .is_some_and(|g| g.iter().all(|v| v.abs() <= params.tol));
         let n_iter = state.get_iter() as usize;
         let w = state
             .get_best_param()
@@ -264,8 +265,16 @@ impl Objective<'_, '_> {
         if k == 1 {
             for (r, &yi) in raw.iter_mut().zip(self.y) {
                 let target = if yi == 1 { 1.0 } else { 0.0 };
-                loss += log1pexp(*r) - target * *r;
-                *r = expit(*r) - target;
+                // One exponential for both: with e = exp(−|r|), log(1 + eʳ) = max(r, 0) +
+                // log1p(e) and σ(r) = 1/(1 + e) or e/(1 + e), neither overflowing.
+                let e = (-r.abs()).exp();
+                let (softplus, sigma) = if *r >= 0.0 {
+                    (*r + e.ln_1p(), 1.0 / (1.0 + e))
+                } else {
+                    (e.ln_1p(), e / (1.0 + e))
+                };
+                loss += softplus - target * *r;
+                *r = sigma - target;
             }
         } else {
             for (mut row, &yi) in raw.outer_iter_mut().zip(self.y) {
@@ -316,32 +325,6 @@ impl Gradient for Objective<'_, '_> {
     fn gradient(&self, w: &Self::Param) -> std::result::Result<Array1<f64>, argmin::core::Error> {
         self.evaluate(w);
         Ok(self.cache.borrow().grad.clone())
-    }
-}
-
-/// `log(1 + eˣ)` without overflow or cancellation (the branches of scikit-learn's
-/// `_loss.pyx` `log1pexp`).
-fn log1pexp(x: f64) -> f64 {
-    if x <= -37.0 {
-        x.exp()
-    } else if x <= -2.0 {
-        x.exp().ln_1p()
-    } else if x <= 18.0 {
-        (1.0 + x.exp()).ln()
-    } else if x <= 33.3 {
-        x + (-x).exp()
-    } else {
-        x
-    }
-}
-
-/// The logistic function `1 / (1 + e⁻ˣ)`.
-fn expit(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
     }
 }
 

@@ -15,24 +15,24 @@ import json, sys
 import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.model_selection import StratifiedKFold
-d = json.load(sys.stdin)
-X, y = np.array(d["x"]), np.array(d["y"])
-shrinkage = d["shrinkage"]
-folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
-folds.append((np.arange(len(y)), np.arange(len(y))))
-out = []
-for train, test in folds:
-    m = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=shrinkage).fit(X[train], y[train])
-    dec = m.decision_function(X[test])
-    out.append({
-        "train": train.tolist(), "test": test.tolist(),
-        "coef": m.coef_.tolist(), "intercept": m.intercept_.tolist(),
-        "priors": m.priors_.tolist(), "means": m.means_.tolist(),
-        "decision": dec.reshape(len(test), -1).tolist(),
-        "proba": m.predict_proba(X[test]).tolist(),
-        "predict": m.predict(X[test]).tolist(),
-    })
-print(json.dumps(out))
+def folds_of(X, y, shrinkage):
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
+    folds.append((np.arange(len(y)), np.arange(len(y))))
+    out = []
+    for train, test in folds:
+        m = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=shrinkage).fit(X[train], y[train])
+        dec = m.decision_function(X[test])
+        out.append({
+            "train": train.tolist(), "test": test.tolist(),
+            "coef": m.coef_.tolist(), "intercept": m.intercept_.tolist(),
+            "priors": m.priors_.tolist(), "means": m.means_.tolist(),
+            "decision": dec.reshape(len(test), -1).tolist(),
+            "proba": m.predict_proba(X[test]).tolist(),
+            "predict": m.predict(X[test]).tolist(),
+        })
+    return out
+cases = json.load(sys.stdin)
+print(json.dumps([folds_of(np.array(c["x"]), np.array(c["y"]), c["shrinkage"]) for c in cases]))
 "#;
 
 fn shrinkage_json(s: Shrinkage) -> Value {
@@ -43,20 +43,30 @@ fn shrinkage_json(s: Shrinkage) -> Value {
     }
 }
 
+/// One data set, the number of classes, the shrinkage, and a name for messages.
+type Case<'a> = (&'a Array2<f64>, &'a [usize], usize, Shrinkage, String);
+
+/// Asks scikit-learn for every case's folds in one run, and compares each.
+fn compare_all(python: &std::path::Path, cases: &[Case]) {
+    let input: Vec<Value> = cases
+        .iter()
+        .map(|(x, y, _, s, _)| json!({"x": to_json(x), "y": y, "shrinkage": shrinkage_json(*s)}))
+        .collect();
+    let peer = run_python(python, PEER, &Value::from(input));
+    for ((x, y, k, s, what), folds) in cases.iter().zip(peer.as_array().unwrap()) {
+        compare(folds, x, y, *k, *s, what);
+    }
+}
+
 /// Compares every fold's fit with scikit-learn's; returns the largest scaled coefficient error.
 fn compare(
-    python: &std::path::Path,
+    peer: &Value,
     x: &Array2<f64>,
     y: &[usize],
     n_classes: usize,
     shrinkage: Shrinkage,
     what: &str,
 ) -> f64 {
-    let peer = run_python(
-        python,
-        PEER,
-        &json!({"x": to_json(x), "y": y, "shrinkage": shrinkage_json(shrinkage)}),
-    );
     let params = LdaParams::default().shrinkage(shrinkage);
     let mut worst = 0.0_f64;
     for (f, fold) in peer.as_array().unwrap().iter().enumerate() {
@@ -131,21 +141,23 @@ fn matches_scikit_learn_on_csp_features() {
         return;
     };
     let (x, y) = fixture_features();
-    for s in [Shrinkage::Auto, Shrinkage::None, Shrinkage::Fixed(0.3)] {
-        compare(&python, &x, &y, 2, s, &format!("fixture {s:?}"));
-    }
     // One subject's left vs right (72 + 70 = 142 trials) and four classes (4 × 72, 8 features).
     let (x2, y2) = csp_features(&[72, 70], 4, 1);
     let (x4, y4) = csp_features(&[72, 72, 72, 72], 8, 2);
+    let mut cases: Vec<Case> = Vec::new();
+    for s in [Shrinkage::Auto, Shrinkage::None, Shrinkage::Fixed(0.3)] {
+        cases.push((&x, &y, 2, s, format!("fixture {s:?}")));
+    }
     for s in [
         Shrinkage::Auto,
         Shrinkage::None,
         Shrinkage::Fixed(0.3),
         Shrinkage::Fixed(1.0),
     ] {
-        compare(&python, &x2, &y2, 2, s, &format!("2 classes {s:?}"));
-        compare(&python, &x4, &y4, 4, s, &format!("4 classes {s:?}"));
+        cases.push((&x2, &y2, 2, s, format!("2 classes {s:?}")));
+        cases.push((&x4, &y4, 4, s, format!("4 classes {s:?}")));
     }
+    compare_all(&python, &cases);
 }
 
 #[test]
@@ -157,7 +169,10 @@ fn a_singular_covariance_is_solved_as_lstsq_does() {
     // column, Cholesky fails, and lstsq's minimum-norm solution gives it a zero coefficient.
     let (x, y) = csp_features(&[40, 40], 4, 3);
     let x = ndarray::concatenate![ndarray::Axis(1), x, Array2::from_elem((80, 1), 0.5)];
-    compare(&python, &x, &y, 2, Shrinkage::None, "constant feature");
+    compare_all(
+        &python,
+        &[(&x, &y, 2, Shrinkage::None, "constant feature".into())],
+    );
 }
 
 #[test]

@@ -16,7 +16,22 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 d = json.load(sys.stdin)
-X, y = np.array(d["x"]), np.array(d["y"])
+if "simulate" in d:
+    # Tangent-space features (pyRiemann 0.12, OAS covariances, Riemannian mean) of simulated
+    # trials: 22 mixed sources, 250 samples, class k lowering the power of sources 2k, 2k + 1.
+    from pyriemann.estimation import Covariances
+    from pyriemann.tangentspace import TangentSpace
+    rng = np.random.RandomState(d["seed"])
+    y = np.repeat(np.arange(len(d["simulate"])), d["simulate"])
+    rng.shuffle(y)
+    A = rng.randn(22, 22) + 2 * np.eye(22)
+    E = np.empty((len(y), 22, 250))
+    for i, k in enumerate(y):
+        g = np.exp(0.5 * rng.randn(22) - 0.45 * ((np.arange(22) // 2) == k))
+        E[i] = A @ (g[:, None] * rng.randn(22, 250))
+    X = TangentSpace(metric="riemann").fit_transform(Covariances("oas").fit_transform(E))
+else:
+    X, y = np.array(d["x"]), np.array(d["y"])
 folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
 folds.append((np.arange(len(y)), np.arange(len(y))))
 out = []
@@ -34,7 +49,7 @@ for train, test in folds:
             "predict": m.predict(X[test]).tolist(),
         }
     out.append(row)
-print(json.dumps(out))
+print(json.dumps({"folds": out, "x": X.tolist(), "y": y.tolist()}))
 "#;
 
 struct Agreement {
@@ -53,6 +68,17 @@ fn compare(
     what: &str,
 ) -> Agreement {
     let peer = run_python(python, PEER, &json!({"x": to_json(x), "y": y, "c": c}));
+    compare_with(&peer, x, y, n_classes, c, what)
+}
+
+fn compare_with(
+    peer: &serde_json::Value,
+    x: &Array2<f64>,
+    y: &[usize],
+    n_classes: usize,
+    c: f64,
+    what: &str,
+) -> Agreement {
     let params = LogisticParams::default().c(c);
     let mut a = Agreement {
         trials: 0,
@@ -61,7 +87,7 @@ fn compare(
         correct_theirs: 0,
     };
     let (mut worst_exact, mut worst_default) = (0.0_f64, 0.0_f64);
-    let folds = peer.as_array().unwrap();
+    let folds = peer["folds"].as_array().unwrap();
     for (f, fold) in folds.iter().enumerate() {
         let (xtr, ytr) = take(x, y, &indices(&fold["train"]));
         let (xte, yte) = take(x, y, &indices(&fold["test"]));
@@ -191,6 +217,33 @@ fn matches_scikit_learn_on_csp_features() {
         total.correct_theirs += a.correct_theirs;
     }
     assert_issue_bar(&total, "all");
+}
+
+#[test]
+fn matches_scikit_learn_on_tangent_space_features() {
+    let Some(python) = python_or_skip("logistic::matches_scikit_learn_on_tangent_space_features")
+    else {
+        return;
+    };
+    // ts+lr: 253 tangent-space features of 22 channels, made by pyRiemann in the peer.
+    for (counts, k, what) in [
+        (vec![72, 70], 2, "tangent space, 142 trials, 2 classes"),
+        (
+            vec![144, 144, 144, 144],
+            4,
+            "tangent space, 576 trials, 4 classes",
+        ),
+    ] {
+        let peer = run_python(
+            &python,
+            PEER,
+            &json!({"simulate": counts, "seed": 0, "c": 1.0}),
+        );
+        let (x, y) = (matrix(&peer["x"]), indices(&peer["y"]));
+        assert_eq!(x.ncols(), 253);
+        let a = compare_with(&peer, &x, &y, k, 1.0, what);
+        assert_issue_bar(&a, what);
+    }
 }
 
 #[test]
