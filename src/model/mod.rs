@@ -9,5 +9,6 @@ pub mod family;
 pub mod linalg;
 pub mod metrics;
 pub mod report;
+pub mod riemann;
 pub mod scaler;
 pub mod svm;
