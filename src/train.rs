@@ -314,6 +314,8 @@ fn report_of(model: &ModelFile, m: &Metrics) -> Report {
             .collect(),
         chance: 1.0 / m.classes.len().max(1) as f64,
         maps: parts.maps,
+        maps_title: parts.maps_title,
+        maps_note: parts.maps_note,
         positions: model
             .preprocessing
             .channels

@@ -156,6 +156,12 @@ impl ModelFile {
         )
     }
 
+    /// Columns of the scores [`ModelFile::predict_raw_batch`] returns (as its family
+    /// documents them).
+    pub fn score_columns(&self) -> usize {
+        self.params.family().score_columns(self.classes.len())
+    }
+
     /// Classifies one raw (unfiltered) trial, channels × samples in µV: the model's band-pass
     /// is applied to the trial alone, then CSP and the SVM. The trial's values are checked
     /// for finiteness here: this is the entry point for a trial from anywhere.
@@ -169,7 +175,8 @@ impl ModelFile {
 
     /// Classifies a batch of raw trials (trials × channels × samples, µV) as
     /// [`ModelFile::predict_raw_trial`] does each one, and with `scores` also returns the
-    /// decision values (trials × machines). This is what a server does. The values must be
+    /// scores (trials × columns: the family's decision values, distances or probabilities).
+    /// This is what a server does. The values must be
     /// finite: the server checks them once, where it decodes a request body, so they are
     /// not scanned again here (a non-finite value would still be refused, by the SVM's
     /// check of the features it yields, with a less precise message).

@@ -21,10 +21,16 @@ pub struct Report {
     pub chance: f64,
     /// Topographic maps: (title, one value per channel).
     pub maps: Vec<(String, Vec<f64>)>,
+    /// The maps' heading and what they show (empty: CSP spatial patterns).
+    pub maps_title: String,
+    pub maps_note: String,
     /// Channel positions on the unit disk (azimuthal projection), `None` when unknown.
     pub positions: Vec<Option<[f64; 2]>>,
     pub channel_names: Vec<String>,
 }
+
+const CSP_HEADING: &str = "CSP spatial patterns";
+const CSP_NOTE: &str = "Each map shows one component's spatial pattern (its forward model: how the source the filter extracts projects onto the electrodes), nose up; red and blue are opposite signs, the scale is per map.";
 
 pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -282,8 +288,18 @@ impl Report {
             );
         }
         if !self.maps.is_empty() {
+            let (heading, note) = if self.maps_title.is_empty() {
+                (CSP_HEADING, CSP_NOTE)
+            } else {
+                (self.maps_title.as_str(), self.maps_note.as_str())
+            };
+            let heading = esc(heading);
             if self.positions.iter().any(Option::is_some) {
-                h.push_str("<section class=\"maps\"><h2>CSP spatial patterns</h2><p>Each map shows one component's spatial pattern (its forward model: how the source the filter extracts projects onto the electrodes), nose up; red and blue are opposite signs, the scale is per map.</p>");
+                let _ = write!(
+                    h,
+                    "<section class=\"maps\"><h2>{heading}</h2><p>{}</p>",
+                    esc(note)
+                );
                 for (title, values) in &self.maps {
                     h.push_str(&topomap_svg(
                         title,
@@ -294,7 +310,7 @@ impl Report {
                 }
                 h.push_str("</section>");
             } else {
-                h.push_str("<section><h2>CSP spatial patterns</h2><p>Channel positions are unknown for this montage, so the patterns are not drawn.</p></section>");
+                let _ = write!(h, "<section><h2>{heading}</h2><p>Channel positions are unknown for this montage, so the maps are not drawn.</p></section>");
             }
         }
         h.push_str("</body></html>\n");
@@ -319,6 +335,7 @@ mod tests {
             maps: vec![("CSP 1".into(), vec![1.0, -1.0, 0.5])],
             positions: vec![Some([0.0, 0.0]), Some([-0.5, 0.0]), None],
             channel_names: vec!["Cz".into(), "C3".into(), "X".into()],
+            ..Report::default()
         };
         let html = report.to_html();
         assert!(html.contains("model &lt;A&amp;B&gt;"), "titles are escaped");

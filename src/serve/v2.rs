@@ -1,6 +1,7 @@
 //! The Open Inference Protocol (KServe V2) over REST: health, server and model metadata, and
 //! `infer` with one FP32/FP64 input tensor `[N, channels, samples]`, answered with two outputs:
-//! `labels` (BYTES, `[N]`) and `scores` (FP64, `[N, K]`, the SVM decision values).
+//! `labels` (BYTES, `[N]`) and `scores` (FP64, `[N, K]`, the model family's decision values
+//! or distances: docs/model.md lists them per family).
 
 use std::time::Instant;
 
@@ -88,14 +89,9 @@ pub async fn model_metadata(
     })))
 }
 
-/// Columns of the decision values: one for two classes, else one per machine.
+/// Columns of the scores, as the model's family gives them.
 fn score_columns(m: &LoadedModel) -> usize {
-    let k = m.model.classes.len();
-    if k <= 2 {
-        1
-    } else {
-        k
-    }
+    m.model.score_columns()
 }
 
 pub async fn model_ready(State(st): State<Shared>, Path(name): Path<String>) -> Response {

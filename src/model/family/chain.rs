@@ -246,13 +246,14 @@ impl Features for Csp {
         ReportParts {
             facts,
             maps: super::csp_svm::csp_maps(self),
+            ..ReportParts::default()
         }
     }
 }
 
 /// The SVM's own parameters out of a family's (the names `csp+svm` declares).
-#[derive(Deserialize)]
-struct SvmPart {
+#[derive(Serialize, Deserialize)]
+pub struct SvmPart {
     kernel: Kernel,
     c: f64,
     gamma: Gamma,

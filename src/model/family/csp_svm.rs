@@ -110,7 +110,7 @@ pub const SVM_PARAMS: [ParamSpec; 7] = [
     },
 ];
 
-const PROBABILITY: ParamSpec = ParamSpec {
+pub const PROBABILITY: ParamSpec = ParamSpec {
     name: "probability",
     kind: Kind::Bool,
     default: "false",

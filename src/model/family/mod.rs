@@ -21,9 +21,11 @@ use crate::model::csp;
 
 pub mod chain;
 pub mod csp_svm;
+pub mod riemannian;
 
 /// Every family bciops knows, by name. The first is the default.
-pub static FAMILIES: &[&dyn Family] = &[&csp_svm::CspSvm];
+pub static FAMILIES: &[&dyn Family] =
+    &[&csp_svm::CspSvm, &riemannian::TsSvm, &riemannian::MdmFamily];
 
 /// The default family: today's (and the original pipeline's) CSP + SVM.
 pub const DEFAULT: &str = "csp+svm";
@@ -266,6 +268,9 @@ pub struct ReportParts {
     pub facts: Vec<(String, String)>,
     /// Scalp maps: (title, one value per channel).
     pub maps: Vec<(String, Vec<f64>)>,
+    /// The maps' heading and a sentence on what they show (empty: CSP spatial patterns).
+    pub maps_title: String,
+    pub maps_note: String,
 }
 
 /// A family: a named chain of stages and its declared hyper-parameters.
@@ -276,6 +281,15 @@ pub trait Family: Sync + Send {
     fn stages(&self) -> &'static str;
     /// What V2 `scores` / `predict --decision` return for this family.
     fn scores_doc(&self) -> &'static str;
+    /// Columns of the scores for `n_classes` classes: scikit-learn's decision functions give
+    /// one for two classes, else one per class.
+    fn score_columns(&self, n_classes: usize) -> usize {
+        if n_classes <= 2 {
+            1
+        } else {
+            n_classes
+        }
+    }
     /// The hyper-parameters, declared once.
     fn params(&self) -> &'static [ParamSpec];
     /// Checks the values together (beyond each one's type and bounds) and returns them in
