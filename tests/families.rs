@@ -14,7 +14,13 @@ use serde_json::{json, Value};
 
 /// The families wired end to end besides the default `csp+svm`, with the columns of their
 /// V2 `scores` for two classes.
-const FAMILIES: &[(&str, usize)] = &[("ts+svm", 1), ("mdm", 2)];
+const FAMILIES: &[(&str, usize)] = &[
+    ("csp+lda", 1),
+    ("csp+lr", 1),
+    ("ts+lr", 1),
+    ("ts+svm", 1),
+    ("mdm", 2),
+];
 
 fn epochs(dir: &Path, trials_per_class: &str, extra_prep: &[&str]) -> PathBuf {
     common::synth_epochs(
@@ -314,4 +320,84 @@ fn flags_and_values_that_do_not_fit_the_family_are_usage_errors() {
     std::fs::write(&params, r#"{"pipeline": "mdm", "n_components": 4}"#).unwrap();
     train(&["--params", params.to_str().unwrap()])
         .fails(2, "`n_components` does not apply to pipeline `mdm`");
+}
+
+#[test]
+fn a_sweep_searches_over_families_and_its_best_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = epochs(tmp.path(), "12", &[]);
+    // `c` applies to csp+svm and csp+lr, `lda_shrinkage` to csp+lda only, `estimator` to mdm.
+    let sweep = "method: grid\nmetric: {name: accuracy, goal: maximize}\nparameters:\n  \
+                 pipeline: {values: [csp+svm, csp+lda, csp+lr, mdm]}\n  \
+                 c: {values: [0.5, 2]}\n  lda_shrinkage: {values: [auto]}\n  \
+                 estimator: {values: [oas]}\n";
+    let out = tmp.path().join("sweep");
+    bciops([
+        "tune",
+        "--data",
+        data.to_str().unwrap(),
+        "--sweep-text",
+        sweep,
+        "--out",
+        out.to_str().unwrap(),
+        "--eval",
+        "cv:3",
+    ])
+    .success();
+    let trials = json_of(&out.join("trials.json"));
+    let trials = trials["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 8);
+    for t in trials {
+        assert_eq!(t["status"], "ok", "{t}");
+        let pipeline = t["values"]["pipeline"].as_str().unwrap();
+        let params = &t["params"];
+        // Each candidate takes the parameters of its own family only.
+        match pipeline {
+            "csp+svm" => {
+                assert!(params.get("pipeline").is_none(), "{params}");
+                assert_eq!(params["c"].as_f64(), t["values"]["c"].as_f64());
+            }
+            "csp+lr" => assert_eq!(params["c"].as_f64(), t["values"]["c"].as_f64()),
+            "csp+lda" => {
+                assert_eq!(params["lda_shrinkage"], "auto");
+                assert!(params.get("c").is_none(), "{params}");
+            }
+            "mdm" => assert_eq!(params, &json!({"pipeline": "mdm", "estimator": "oas"})),
+            other => panic!("unexpected pipeline {other}"),
+        }
+    }
+    // The best trial's parameters name its family, and train takes them as they are.
+    let best = json_of(&out.join("best.json"));
+    let model = tmp.path().join("best-model");
+    let done = bciops([
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--params",
+        out.join("best.json").to_str().unwrap(),
+        "--eval",
+        "cv:3",
+    ])
+    .success();
+    let m = json_of(&model.join("model.json"));
+    let want = best["values"]["pipeline"].as_str().unwrap();
+    let got = m["params"]["pipeline"].as_str().unwrap_or("csp+svm");
+    assert_eq!(got, want, "{}", done.stderr);
+
+    // A sweep naming a parameter no searched family takes is refused before it starts.
+    bciops([
+        "tune",
+        "--data",
+        data.to_str().unwrap(),
+        "--sweep-text",
+        "method: grid\nparameters:\n  pipeline: {values: [mdm]}\n  kernel: {values: [rbf]}\n",
+        "--out",
+        tmp.path().join("bad").to_str().unwrap(),
+    ])
+    .fails(
+        2,
+        "parameters.kernel: applies to none of the pipelines searched (mdm)",
+    );
 }

@@ -15,6 +15,8 @@ use super::{DataShape, Fitted, Params, ReportParts, Trials3};
 use crate::error::{Error, Result};
 use crate::model::classifier::ShrinkageSpec;
 use crate::model::csp::{Csp, CspParams};
+use crate::model::lda::{Lda, LdaParams};
+use crate::model::logistic::{LogisticParams, LogisticRegression};
 use crate::model::scaler::StandardScaler;
 use crate::model::svm::{Gamma, Kernel, Multiclass, SvmModel, SvmParams};
 use crate::with_trials;
@@ -192,8 +194,8 @@ impl<F: Features, H: Head> Fitted for Chain<F, H> {
 }
 
 /// CSP's own parameters out of a family's (the names `csp+svm` declares).
-#[derive(Deserialize)]
-struct CspPart {
+#[derive(Serialize, Deserialize)]
+pub struct CspPart {
     n_components: usize,
     log: bool,
     norm_trace: bool,
@@ -312,6 +314,95 @@ impl Head for SvmModel {
                 "{} support vectors over {} features",
                 self.n_support().iter().sum::<usize>(),
                 self.n_features
+            ),
+        )
+    }
+}
+
+/// LDA's own parameters out of a family's.
+#[derive(Serialize, Deserialize)]
+pub struct LdaPart {
+    lda_shrinkage: ShrinkageSpec,
+}
+
+impl Head for Lda {
+    const STAGE: &'static str = "lda";
+    fn fit(x: ArrayView2<f64>, y: &[usize], n_classes: usize, params: &Params) -> Result<Self> {
+        let p: LdaPart = params.typed()?;
+        Lda::fit(
+            x,
+            y,
+            n_classes,
+            &LdaParams::default().shrinkage(p.lda_shrinkage.0),
+        )
+    }
+    fn n_features(&self) -> usize {
+        Lda::n_features(self)
+    }
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Vec<usize>> {
+        Lda::predict(self, x)
+    }
+    fn scores(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        self.decision_function(x)
+    }
+    fn predict_proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        Lda::predict_proba(self, x)
+    }
+    fn fact(&self) -> (String, String) {
+        (
+            "LDA".into(),
+            format!(
+                "lsqr, shrinkage {}, {} classes over {} features",
+                ShrinkageSpec(self.params.shrinkage),
+                self.n_classes(),
+                Lda::n_features(self)
+            ),
+        )
+    }
+}
+
+/// Logistic regression's own parameters out of a family's.
+#[derive(Serialize, Deserialize)]
+pub struct LrPart {
+    c: f64,
+    max_iter: usize,
+    tol: f64,
+}
+
+impl Head for LogisticRegression {
+    const STAGE: &'static str = "logistic_regression";
+    fn fit(x: ArrayView2<f64>, y: &[usize], n_classes: usize, params: &Params) -> Result<Self> {
+        let p: LrPart = params.typed()?;
+        let lr = LogisticParams::default()
+            .c(p.c)
+            .max_iter(p.max_iter)
+            .tol(p.tol);
+        LogisticRegression::fit(x, y, n_classes, &lr)
+    }
+    fn n_features(&self) -> usize {
+        LogisticRegression::n_features(self)
+    }
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Vec<usize>> {
+        LogisticRegression::predict(self, x)
+    }
+    fn scores(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        self.decision_function(x)
+    }
+    fn predict_proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        LogisticRegression::predict_proba(self, x)
+    }
+    fn fact(&self) -> (String, String) {
+        (
+            "logistic regression".into(),
+            format!(
+                "L2, C {}, {} L-BFGS iterations{}",
+                self.params.c,
+                self.n_iter,
+                if self.converged {
+                    ""
+                } else {
+                    " (stopped by max_iter before converging)"
+                }
             ),
         )
     }

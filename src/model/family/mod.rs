@@ -20,12 +20,19 @@ use crate::error::{Error, Result};
 use crate::model::csp;
 
 pub mod chain;
+pub mod csp_linear;
 pub mod csp_svm;
 pub mod riemannian;
 
 /// Every family bciops knows, by name. The first is the default.
-pub static FAMILIES: &[&dyn Family] =
-    &[&csp_svm::CspSvm, &riemannian::TsSvm, &riemannian::MdmFamily];
+pub static FAMILIES: &[&dyn Family] = &[
+    &csp_svm::CspSvm,
+    &csp_linear::CspLda,
+    &csp_linear::CspLr,
+    &riemannian::TsLr,
+    &riemannian::TsSvm,
+    &riemannian::MdmFamily,
+];
 
 /// The default family: today's (and the original pipeline's) CSP + SVM.
 pub const DEFAULT: &str = "csp+svm";

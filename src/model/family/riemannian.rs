@@ -15,6 +15,7 @@ use super::chain::{Chain, Features};
 use super::csp_svm::SVM_PARAMS;
 use super::{DataShape, Family, Fitted, Kind, ParamSpec, Params, ReportParts, Trials3};
 use crate::error::{Error, Result};
+use crate::model::logistic::LogisticRegression;
 use crate::model::riemann::{covariances, CovEstimator, Mdm, TangentSpace};
 use crate::model::svm::SvmModel;
 use crate::with_trials;
@@ -293,5 +294,60 @@ impl Fitted for MdmModel {
                         channel's variance in that class, nose up; compare the classes."
                 .into(),
         }
+    }
+}
+
+pub struct TsLr;
+
+static TS_LR_PARAMS: [ParamSpec; 5] = [
+    ESTIMATOR,
+    SVM_PARAMS[0],
+    super::csp_linear::LR_PARAMS[0],
+    super::csp_linear::LR_PARAMS[1],
+    super::csp_linear::LR_PARAMS[2],
+];
+
+impl Family for TsLr {
+    fn name(&self) -> &'static str {
+        "ts+lr"
+    }
+    fn stages(&self) -> &'static str {
+        "covariances → tangent space at the Riemannian mean → [standardise] → logistic regression"
+    }
+    fn scores_doc(&self) -> &'static str {
+        "Logistic-regression decision values (log-odds), as for csp+lr"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        &TS_LR_PARAMS
+    }
+    fn normalize(
+        &self,
+        values: BTreeMap<String, Value>,
+    ) -> std::result::Result<BTreeMap<String, Value>, String> {
+        normalize_as::<super::chain::LrPart>(self.name(), values)
+    }
+    fn check(&self, params: &Params, _data: DataShape) -> Result<()> {
+        params.typed::<EstimatorPart>().map(|_| ())
+    }
+    fn fit(
+        &self,
+        x: Trials3<'_>,
+        y: &[usize],
+        n_classes: usize,
+        params: &Params,
+        data: DataShape,
+    ) -> Result<Arc<dyn Fitted>> {
+        Ok(Arc::new(Chain::<Tangent, LogisticRegression>::fit(
+            x, y, n_classes, params, data,
+        )?))
+    }
+    fn load(
+        &self,
+        fitted: Value,
+        _params: &Params,
+    ) -> std::result::Result<Arc<dyn Fitted>, String> {
+        Ok(Arc::new(Chain::<Tangent, LogisticRegression>::from_json(
+            fitted,
+        )?))
     }
 }
