@@ -22,6 +22,7 @@ use crate::model::csp;
 pub mod chain;
 pub mod csp_linear;
 pub mod csp_svm;
+pub mod fbcsp;
 pub mod riemannian;
 
 /// Every family bciops knows, by name. The first is the default.
@@ -32,6 +33,8 @@ pub static FAMILIES: &[&dyn Family] = &[
     &riemannian::TsLr,
     &riemannian::TsSvm,
     &riemannian::MdmFamily,
+    &fbcsp::FbcspSvm,
+    &fbcsp::FbcspLda,
 ];
 
 /// The default family: today's (and the original pipeline's) CSP + SVM.
