@@ -283,8 +283,10 @@ impl PipelineConfig {
         };
         let mut p = Params::defaults(family::family(&pipeline)?);
         for (key, value) in self.train.params.iter().filter(|(k, _)| *k != "pipeline") {
-            p.set_text(key, &value.to_string())
-                .map_err(|e| Error::Invalid(format!("train parameter {e}")))?;
+            p.set_text(key, &value.to_string()).map_err(|e| {
+                let e = e.strip_prefix("parameter ").unwrap_or(&e);
+                Error::Invalid(format!("train parameter {e}"))
+            })?;
         }
         p.normalized()
             .map(|_| ())
