@@ -184,26 +184,27 @@ pub fn predict_dataset(
         )));
     }
     let fitted = &model.fitted;
-    let predicted = fitted.predict(x.view())?;
+    let predicted = fitted.predict(x.view().into())?;
     let to_rows = |a: ndarray::Array2<f64>| a.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>();
     let decision = if options.decision {
-        Some(to_rows(fitted.decision_function(x.view())?))
+        Some(to_rows(fitted.scores(x.view().into())?))
     } else {
         None
     };
     let probabilities = if options.proba {
-        if !fitted.svm.has_probability() {
-            return Err(Error::setting(
-                "probability",
+        let p = fitted.predict_proba(x.view().into()).map_err(|e| match e {
+            Error::Setting { setting, .. } => Error::setting(
+                setting,
                 None,
                 format!(
                     "model `{}` was trained without probability estimates: train it again \
                      with them",
                     model_dir.display()
                 ),
-            ));
-        }
-        Some(to_rows(fitted.predict_proba(x.view())?))
+            ),
+            other => other,
+        })?;
+        Some(to_rows(p))
     } else {
         None
     };

@@ -10,16 +10,16 @@ use serde::Serialize;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::model::artifact::{self, DatasetRef, ModelFile, Preprocessing};
-use crate::model::classifier::{self, ModelParams};
 use crate::model::cv::Evaluation;
 use crate::model::evaluate::{self, Evaluated, FoldResult, Trials};
+use crate::model::family::{self, DataShape, FittedModel, Params};
 use crate::model::report::{Report, Spectra};
 use crate::signal::montage;
 
 /// What `train` needs besides its input and output.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    pub params: ModelParams,
+    pub params: Params,
     pub evaluation: Evaluation,
     pub seed: u64,
     /// Write `report.html` into the model directory.
@@ -90,8 +90,14 @@ pub fn run_as(
     let meta = &dataset.meta;
     let n_classes = meta.classes.len();
     let y: Vec<usize> = dataset.y.iter().map(|&c| c as usize).collect();
-    let (n, channels, _) = dataset.x.dim();
-    let checked = config.params.check(channels)?;
+    let (n, channels, samples) = dataset.x.dim();
+    let shape = DataShape {
+        n_channels: channels,
+        n_samples: samples,
+        rate: meta.rate,
+    };
+    let family = config.params.family();
+    family.check(&config.params, shape)?;
     if let Some(i) = dataset.x.iter().position(|v| !v.is_finite()) {
         let per_trial = dataset.x.len() / n.max(1);
         return Err(Error::Data(format!(
@@ -105,14 +111,15 @@ pub fn run_as(
 
     let start = Instant::now();
     let evaluated = evaluate::evaluate(
-        dataset.x.view(),
+        dataset.x.view().into(),
         Trials {
             y: &y,
             n_classes,
             subjects: &subjects,
             sessions: &sessions,
         },
-        &checked,
+        &config.params,
+        shape,
         config.evaluation,
         config.seed,
         on_fold,
@@ -130,7 +137,13 @@ pub fn run_as(
     };
     let x_train = dataset.x.select(Axis(0), &train);
     let y_train: Vec<usize> = train.iter().map(|&i| y[i]).collect();
-    let fitted = classifier::fit(x_train.view(), &y_train, &checked)?;
+    let fitted = FittedModel(family.fit(
+        x_train.view().into(),
+        &y_train,
+        n_classes,
+        &config.params,
+        shape,
+    )?);
     let fit_seconds = start.elapsed().as_secs_f64();
 
     let metrics = metrics_of(
@@ -245,9 +258,8 @@ fn metrics_of(
 }
 
 fn report_of(model: &ModelFile, m: &Metrics) -> Report {
-    let p = &model.params;
     let f = &model.preprocessing.filter;
-    let facts = vec![
+    let mut facts = vec![
         (
             "accuracy".into(),
             format!(
@@ -276,25 +288,20 @@ fn report_of(model: &ModelFile, m: &Metrics) -> Report {
                 model.preprocessing.window.tmax
             ),
         ),
-        (
-            "CSP".into(),
+    ];
+    let parts = model.fitted.report(&model.params);
+    if model.params.pipeline() != family::DEFAULT {
+        facts.push((
+            "pipeline".into(),
             format!(
-                "{} components, log {}, trace normalisation {}, shrinkage {}",
-                p.n_components, p.log, p.norm_trace, p.shrinkage
+                "{} ({})",
+                model.params.pipeline(),
+                model.params.family().stages()
             ),
-        ),
-        (
-            "SVM".into(),
-            format!(
-                "kernel {}, C {}, gamma {}, degree {}, coef0 {}, standardize {}",
-                p.kernel.as_str(),
-                p.c,
-                p.gamma,
-                p.degree,
-                p.coef0,
-                p.standardize
-            ),
-        ),
+        ));
+    }
+    facts.extend(parts.facts);
+    facts.extend([
         ("seed".into(), model.seed.to_string()),
         (
             "dataset".into(),
@@ -304,8 +311,7 @@ fn report_of(model: &ModelFile, m: &Metrics) -> Report {
                 &model.dataset.sha256[..12]
             ),
         ),
-    ];
-    let patterns = model.fitted.csp.patterns();
+    ]);
     Report {
         title: format!("bciops model — {}", m.classes.join(" vs ")),
         facts,
@@ -322,11 +328,9 @@ fn report_of(model: &ModelFile, m: &Metrics) -> Report {
             .map(|(s, sc)| (format!("S{s}"), sc.accuracy))
             .collect(),
         chance: 1.0 / m.classes.len().max(1) as f64,
-        maps: patterns
-            .outer_iter()
-            .enumerate()
-            .map(|(i, row)| (format!("CSP {}", i + 1), row.to_vec()))
-            .collect(),
+        maps: parts.maps,
+        maps_title: parts.maps_title,
+        maps_note: parts.maps_note,
         positions: model
             .preprocessing
             .channels

@@ -388,7 +388,8 @@ fn bad_runs_are_usage_errors() {
         "--set",
         "data.synth.trials_per_class=6",
     ])
-    .fails(2, "step `train` failed");
+    // Checked against the family's declaration when the config is read, before any step runs.
+    .fails(2, "train parameter `kernel` = `cubic`");
     bciops([
         "pipeline",
         "run",

@@ -7,6 +7,7 @@ mod args;
 pub mod compare_register;
 pub mod data;
 pub mod export;
+pub mod model_flags;
 pub mod models;
 mod output;
 pub mod pipeline;

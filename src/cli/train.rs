@@ -1,22 +1,22 @@
-//! `bciops train`: an epochs dataset → an evaluated CSP + SVM model directory.
+//! `bciops train`: an epochs dataset → an evaluated model directory (`--pipeline`, CSP + SVM by
+//! default).
 
 use anyhow::{Context, Result};
 use clap::Args;
 
+use super::model_flags::ModelFlags;
 use super::{progress, track, Global};
 use crate::fsutil::Replace;
-use crate::model::classifier::{ModelParams, ShrinkageSpec};
 use crate::model::cv::Evaluation;
-use crate::model::svm::{Gamma, Kernel, Multiclass};
 use crate::storage::{self, Location, OutputDir};
 use crate::train::{self, Metrics, TrainConfig};
-use crate::Error;
 
-/// Train CSP + SVM on an epochs dataset, evaluate it honestly (CSP is fitted inside every fold),
-/// and write a model directory: MLmodel, model.json, metrics.json, report.html, checksums.
+/// Train a model (`--pipeline`, CSP + SVM by default) on an epochs dataset, evaluate it honestly
+/// (every stage is fitted inside every fold), and write a model directory: MLmodel, model.json,
+/// metrics.json, report.html, checksums.
 ///
-/// Hyper-parameters come from the defaults (MNE `CSP()`, scikit-learn `SVC()`), then a
-/// `--params` file (e.g. a sweep's `best.json`), then these flags: later wins.
+/// Hyper-parameters come from the family's defaults (for CSP + SVM: MNE `CSP()`, scikit-learn
+/// `SVC()`), then a `--params` file (e.g. a sweep's `best.json`), then these flags: later wins.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Epochs dataset directory (from `bciops preprocess`): a path or `s3://` / `gs://` URI.
@@ -42,45 +42,10 @@ pub struct TrainArgs {
     /// Seed of every random choice (folds, hold-out); recorded in the model.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// CSP components kept (features).
-    #[arg(long)]
-    pub n_components: Option<usize>,
-    /// Log-variance CSP features (default).
-    #[arg(long, overrides_with = "no_log")]
-    pub log: bool,
-    /// Plain variance features instead of log-variance (then z-scored, as MNE does).
-    #[arg(long, overrides_with = "log")]
-    pub no_log: bool,
-    /// Normalise each class covariance by its trace.
-    #[arg(long)]
-    pub norm_trace: bool,
-    /// Covariance shrinkage: `none`, `auto` (Ledoit-Wolf) or a number in 0..1.
-    #[arg(long, value_parser = |s: &str| s.parse::<ShrinkageSpec>().map_err(|e| e.to_string()))]
-    pub shrinkage: Option<ShrinkageSpec>,
-    /// Standardise CSP features before the SVM.
-    #[arg(long)]
-    pub standardize: bool,
-    /// SVM kernel: linear, rbf, poly or sigmoid (as scikit-learn).
-    #[arg(long, value_parser = |s: &str| s.parse::<Kernel>().map_err(|e| e.to_string()))]
-    pub kernel: Option<Kernel>,
-    /// SVM regularisation C (> 0).
-    #[arg(long)]
-    pub c: Option<f64>,
-    /// Kernel coefficient: `scale`, `auto` or a positive number (as scikit-learn).
-    #[arg(long, value_parser = |s: &str| s.parse::<Gamma>().map_err(|e| e.to_string()))]
-    pub gamma: Option<Gamma>,
-    /// Polynomial kernel degree.
-    #[arg(long)]
-    pub degree: Option<u32>,
-    /// Independent term of the poly and sigmoid kernels.
-    #[arg(long)]
-    pub coef0: Option<f64>,
-    /// More than two classes: `ovo` (one-vs-one, as SVC) or `ovr`.
-    #[arg(long, value_parser = |s: &str| s.parse::<Multiclass>().map_err(|e| e.to_string()))]
-    pub multiclass: Option<Multiclass>,
-    /// Fit Platt scaling so `predict --proba` can give class probabilities.
-    #[arg(long)]
-    pub probability: bool,
+    /// `--pipeline NAME` and the hyper-parameters of every family (each flag says which
+    /// families take it).
+    #[command(flatten)]
+    pub model: ModelFlags,
     /// Do not write report.html.
     #[arg(long)]
     pub no_report: bool,
@@ -93,66 +58,11 @@ pub struct TrainArgs {
     pub wandb: super::wandb::WandbArgs,
 }
 
-/// Reads a `--params` file: a flat object, or one with the parameters under `params`.
-pub fn read_params(location: &Location) -> Result<ModelParams, Error> {
-    let path = location.to_string();
-    let bytes = storage::read_file(location)?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::malformed(&path, format!("not JSON: {e}")))?;
-    let inner = match value.get("params") {
-        Some(p) if p.is_object() => p.clone(),
-        _ => value,
-    };
-    serde_json::from_value(inner)
-        .map_err(|e| Error::malformed(path, format!("bad parameters: {e}")))
-}
-
-impl TrainArgs {
-    fn model_params(&self) -> Result<ModelParams, Error> {
-        let mut p = match &self.params {
-            Some(path) => read_params(path)?,
-            None => ModelParams::default(),
-        };
-        if let Some(v) = self.n_components {
-            p.n_components = v;
-        }
-        if self.log {
-            p.log = true;
-        }
-        if self.no_log {
-            p.log = false;
-        }
-        p.norm_trace |= self.norm_trace;
-        if let Some(v) = self.shrinkage {
-            p.shrinkage = v;
-        }
-        p.standardize |= self.standardize;
-        if let Some(v) = self.kernel {
-            p.kernel = v;
-        }
-        if let Some(v) = self.c {
-            p.c = v;
-        }
-        if let Some(v) = self.gamma {
-            p.gamma = v;
-        }
-        if let Some(v) = self.degree {
-            p.degree = v;
-        }
-        if let Some(v) = self.coef0 {
-            p.coef0 = v;
-        }
-        if let Some(v) = self.multiclass {
-            p.multiclass = v;
-        }
-        p.probability |= self.probability;
-        Ok(p)
-    }
-}
+pub use super::model_flags::read_params;
 
 pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     let mut config = TrainConfig {
-        params: args.model_params()?,
+        params: args.model.resolve(args.params.as_ref())?,
         evaluation: args.evaluation,
         seed: args.seed,
         report: !args.no_report,
@@ -178,6 +88,11 @@ pub fn run(args: TrainArgs, global: Global) -> Result<()> {
     // A journaled run gets its server id only when synced: its model names no run.
     config.run_id = run.server_id().map(str::to_owned);
     run.log_params(&track::params_of("", &config.params));
+    if config.params.pipeline() == crate::model::family::DEFAULT {
+        // Other families log `pipeline` among their params; the default's params stay as
+        // they were, and the family is logged beside them.
+        run.log_param("pipeline", config.params.pipeline().to_owned());
+    }
     run.log_param("evaluation", args.evaluation.to_string());
     run.log_param("seed", config.seed.to_string());
     run.log_param("data", args.data.to_string());

@@ -66,6 +66,10 @@ pub struct TuneArgs {
     /// Parameters the sweep does not vary (JSON, flat or under `params`; default: train's).
     #[arg(long, value_name = "FILE|URI")]
     pub params: Option<Location>,
+    /// Model family of every candidate whose sweep does not search `pipeline` (default: the
+    /// `--params` file's, else `csp+svm`).
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
     /// Discard OUT's journal and start over instead of resuming.
     #[arg(long)]
     pub restart: bool,
@@ -138,10 +142,11 @@ pub fn run(args: TuneArgs, global: Global) -> Result<()> {
     for note in &sweep.notes {
         eprintln!("note: {note}");
     }
-    let base = match &args.params {
-        Some(p) => super::train::read_params(p)?,
-        None => Default::default(),
-    };
+    let base = super::model_flags::ModelFlags {
+        pipeline: args.pipeline.clone(),
+        set: Vec::new(),
+    }
+    .resolve(args.params.as_ref())?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

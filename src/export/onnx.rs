@@ -27,6 +27,7 @@ use prost::Message;
 use crate::dataset::FilterMeta;
 use crate::error::{Error, Result};
 use crate::model::artifact::ModelFile;
+use crate::model::classifier::Fitted;
 use crate::model::csp::Csp;
 use crate::model::scaler::StandardScaler;
 use crate::model::svm::{FittedKernel, Multiclass, SvmModel};
@@ -55,8 +56,8 @@ pub fn to_bytes(model: &ModelFile) -> Result<Vec<u8>> {
 /// The ONNX model of `model`.
 pub fn to_proto(model: &ModelFile) -> Result<ModelProto> {
     let (channels, samples) = model.trial_shape();
-    let fitted = &model.fitted;
-    let names = class_names(model)?;
+    let fitted = csp_svm(model)?;
+    let names = class_names(fitted, model)?;
     let mut g = Graph::default();
     let batch = Dim::Named("batch");
     let eeg = g.input(
@@ -120,10 +121,20 @@ pub fn to_proto(model: &ModelFile) -> Result<ModelProto> {
     })
 }
 
+/// The CSP + SVM stages of `model`: the family the exporter writes today. Others are refused
+/// (exit 2), which `train` takes as "no `model.onnx`".
+fn csp_svm(model: &ModelFile) -> Result<&Fitted> {
+    model.fitted.as_csp_svm().ok_or_else(|| {
+        Error::Invalid(format!(
+            "a `{}` model cannot be exported to ONNX: export writes `csp+svm` models only",
+            model.params.pipeline()
+        ))
+    })
+}
+
 /// The class name of each SVM class, in the SVM's order: the output table of `Gather`.
-fn class_names(model: &ModelFile) -> Result<Vec<String>> {
-    model
-        .fitted
+fn class_names(fitted: &Fitted, model: &ModelFile) -> Result<Vec<String>> {
+    fitted
         .svm
         .classes
         .iter()

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::{FilterMeta, WindowMeta};
 use crate::error::{Error, Result};
 use crate::fsutil::{sha256_hex, DirKind, Replace, StagedDir};
-use crate::model::classifier::{Fitted, ModelParams};
+use crate::model::family::{FittedModel, Params};
 use crate::model::mlflow_flavors;
 use crate::signal::filter::{self, FilterMode};
 
@@ -98,18 +98,56 @@ pub struct DatasetRef {
     pub n_trials: usize,
 }
 
-/// `model.json`.
+/// `model.json`. `params` names the family (`pipeline`, absent for `csp+svm`) and its
+/// hyper-parameters; `fitted` is read by that family, which refuses stages that do not fit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawModelFile")]
 pub struct ModelFile {
     pub format: String,
     pub format_version: u32,
     pub bciops_version: String,
     pub classes: Vec<String>,
     pub preprocessing: Preprocessing,
-    pub params: ModelParams,
+    pub params: Params,
     pub seed: u64,
     pub dataset: DatasetRef,
-    pub fitted: Fitted,
+    pub fitted: FittedModel,
+}
+
+/// `model.json` before its family has read `params` and `fitted`.
+#[derive(Deserialize)]
+struct RawModelFile {
+    format: String,
+    format_version: u32,
+    bciops_version: String,
+    classes: Vec<String>,
+    preprocessing: Preprocessing,
+    params: serde_json::Value,
+    seed: u64,
+    dataset: DatasetRef,
+    fitted: serde_json::Value,
+}
+
+impl TryFrom<RawModelFile> for ModelFile {
+    type Error = String;
+    fn try_from(raw: RawModelFile) -> std::result::Result<Self, String> {
+        let params = Params::from_json(&raw.params).map_err(|e| format!("params: {e}"))?;
+        let fitted = params
+            .family()
+            .load(raw.fitted, &params)
+            .map_err(|e| format!("fitted ({}): {e}", params.pipeline()))?;
+        Ok(ModelFile {
+            format: raw.format,
+            format_version: raw.format_version,
+            bciops_version: raw.bciops_version,
+            classes: raw.classes,
+            preprocessing: raw.preprocessing,
+            params,
+            seed: raw.seed,
+            dataset: raw.dataset,
+            fitted: FittedModel(fitted),
+        })
+    }
 }
 
 impl ModelFile {
@@ -119,6 +157,12 @@ impl ModelFile {
             self.preprocessing.channels.len(),
             self.preprocessing.window.samples,
         )
+    }
+
+    /// Columns of the scores [`ModelFile::predict_raw_batch`] returns (as its family
+    /// documents them).
+    pub fn score_columns(&self) -> usize {
+        self.params.family().score_columns(self.classes.len())
     }
 
     /// Classifies one raw (unfiltered) trial, channels × samples in µV: the model's band-pass
@@ -134,7 +178,8 @@ impl ModelFile {
 
     /// Classifies a batch of raw trials (trials × channels × samples, µV) as
     /// [`ModelFile::predict_raw_trial`] does each one, and with `scores` also returns the
-    /// decision values (trials × machines). This is what a server does. The values must be
+    /// scores (trials × columns: the family's decision values, distances or probabilities).
+    /// This is what a server does. The values must be
     /// finite: the server checks them once, where it decodes a request body, so they are
     /// not scanned again here (a non-finite value would still be refused, by the SVM's
     /// check of the features it yields, with a less precise message).
@@ -160,8 +205,8 @@ impl ModelFile {
             filter::filter_rows(&self.preprocessing.filter.sos, mode, &mut t)?;
             out.assign(&t);
         }
-        let labels = self.fitted.predict(filtered.view())?;
-        let decision = self.fitted.decision_function(filtered.view())?;
+        let labels = self.fitted.predict(filtered.view().into())?;
+        let decision = self.fitted.scores(filtered.view().into())?;
         Ok((labels, Some(decision)))
     }
 
@@ -196,8 +241,7 @@ pub struct MlmodelFacts<'a> {
 }
 
 fn mlmodel(model: &ModelFile, created: &str, facts: &MlmodelFacts) -> String {
-    let svm_classes = model.fitted.svm.classes.len();
-    let n_scores = if svm_classes == 2 { 1 } else { svm_classes };
+    let n_scores = model.score_columns();
     render_mlmodel(
         &model.bciops_version,
         &model.classes,
@@ -441,28 +485,16 @@ pub fn load(dir: &Path) -> Result<ModelFile> {
             ),
         ));
     }
-    model
-        .fitted
-        .svm
-        .validate()
-        .map_err(|e| Error::malformed(&path, e.to_string()))?;
+    // The family checked its stages against each other when it read them; the first stage
+    // must also take the channels the model names.
     let (c, _) = model.trial_shape();
-    if model.fitted.csp.n_channels() != c {
+    if model.fitted.n_channels() != c {
         return Err(Error::malformed(
             &path,
             format!(
-                "csp filters take {} channels but the model names {c}",
-                model.fitted.csp.n_channels()
-            ),
-        ));
-    }
-    if model.fitted.csp.n_features() != model.fitted.svm.n_features {
-        return Err(Error::malformed(
-            &path,
-            format!(
-                "csp gives {} features but the svm takes {}",
-                model.fitted.csp.n_features(),
-                model.fitted.svm.n_features
+                "stage 1 of `{}` takes {} channels but the model names {c}",
+                model.params.pipeline(),
+                model.fitted.n_channels()
             ),
         ));
     }

@@ -1,4 +1,4 @@
-//! Cross-validated evaluation of the CSP + SVM pipeline. CSP is fitted inside every fold, on
+//! Cross-validated evaluation of a model family. CSP is fitted inside every fold, on
 //! that fold's training trials only; test trials never touch a fit.
 
 use std::collections::BTreeMap;
@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::classifier::{self, CheckedParams};
 use crate::model::csp::{self, Csp, Scatter};
 use crate::model::cv::{self, Evaluation};
+use crate::model::family::{DataShape, Labelled, Params, Trials3};
 use crate::model::metrics::Scores;
 
 /// One fold's outcome.
@@ -57,7 +58,7 @@ pub struct Trials<'a> {
 }
 
 /// A fold's predictions and its wall time.
-type FoldOutcome = Result<(Vec<usize>, f64)>;
+pub type FoldOutcome = Result<(Vec<usize>, f64)>;
 
 /// Fits one fold from the per-trial scatters (computed once for all folds) and predicts its
 /// test trials.
@@ -80,12 +81,43 @@ fn run_fold<T: csp::Sample + Sync>(
     fitted.predict(test_x.view())
 }
 
+/// The folds of `csp+svm`: every trial's scatter is computed once for all folds, then each
+/// fold (on rayon's pool, one per core) fits CSP from its training trials' scatters.
+/// `on_fold(fold, predictions, seconds)` is called as each finishes.
+pub fn csp_svm_folds<T: csp::Sample + Sync>(
+    x: ArrayView3<T>,
+    y: &[usize],
+    n_classes: usize,
+    params: &CheckedParams,
+    splits: &[cv::Split],
+    on_fold: &(dyn Fn(usize, &[usize], f64) + Sync),
+) -> Vec<FoldOutcome> {
+    let scatters = match csp::trial_scatters(x) {
+        Ok(s) => s,
+        Err(e) => return vec![Err(e)],
+    };
+    splits
+        .par_iter()
+        .enumerate()
+        .map(|(f, split)| {
+            let start = Instant::now();
+            let out = run_fold(x, y, &scatters, n_classes, split, params)
+                .map(|p| (p, start.elapsed().as_secs_f64()));
+            if let Ok((pred, secs)) = &out {
+                on_fold(f, pred, *secs);
+            }
+            out
+        })
+        .collect()
+}
+
 /// Evaluates `params` on `x` (trials × channels × samples).
 /// Folds run in parallel over the machine's cores; `on_fold` is called as each finishes.
-pub fn evaluate<T: csp::Sample + Sync>(
-    x: ArrayView3<T>,
-    trials: Trials<'_>,
-    params: &CheckedParams,
+pub fn evaluate<'a>(
+    x: Trials3<'a>,
+    trials: Trials<'a>,
+    params: &Params,
+    data: DataShape,
     evaluation: Evaluation,
     seed: u64,
     on_fold: &(dyn Fn(&FoldResult) + Sync),
@@ -96,35 +128,41 @@ pub fn evaluate<T: csp::Sample + Sync>(
         subjects: trial_subjects,
         sessions,
     } = trials;
-    let n = x.len_of(Axis(0));
+    let n = x.n_trials();
     assert_eq!(y.len(), n, "labels and trials differ");
     let splits = cv::splits(evaluation, y, sessions, seed)?;
-    let scatters = csp::trial_scatters(x)?;
 
-    // Every fold runs (on rayon's pool, one per core); the first failing fold in fold order is
-    // reported, whichever thread finished first. `collect` keeps the folds in order.
-    let outcomes: Vec<FoldOutcome> = splits
-        .par_iter()
-        .enumerate()
-        .map(|(f, split)| {
-            let start = Instant::now();
-            let out = run_fold(x, y, &scatters, n_classes, split, params)
-                .map(|p| (p, start.elapsed().as_secs_f64()));
-            if let Ok((pred, secs)) = &out {
-                let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
-                let s = Scores::new(&truth, pred, n_classes);
-                on_fold(&FoldResult {
-                    fold: f,
-                    n_train: split.train.len(),
-                    n_test: split.test.len(),
-                    accuracy: s.accuracy,
-                    kappa: s.kappa,
-                    seconds: *secs,
-                });
-            }
-            out
-        })
-        .collect();
+    // Every fold runs; the first failing fold in fold order is reported, whichever thread
+    // finished first.
+    let report = |f: usize, pred: &[usize], secs: f64| {
+        let split = &splits[f];
+        let truth: Vec<usize> = split.test.iter().map(|&i| y[i]).collect();
+        let s = Scores::new(&truth, pred, n_classes);
+        on_fold(&FoldResult {
+            fold: f,
+            n_train: split.train.len(),
+            n_test: split.test.len(),
+            accuracy: s.accuracy,
+            kappa: s.kappa,
+            seconds: secs,
+        });
+    };
+    let set = Labelled {
+        x,
+        y,
+        n_classes,
+        data,
+    };
+    let mut outcomes = params
+        .family()
+        .evaluate_folds(set, params, &splits, &report);
+    if outcomes.len() != splits.len() {
+        // Work shared by every fold failed before any fold ran.
+        return match outcomes.pop() {
+            Some(Err(e)) => Err(e),
+            _ => Err(Error::Internal("a family returned too few folds".into())),
+        };
+    }
 
     let mut predictions: Vec<Option<usize>> = vec![None; n];
     let mut fold_of: Vec<Option<usize>> = vec![None; n];

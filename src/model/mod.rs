@@ -5,6 +5,7 @@ pub mod classifier;
 pub mod csp;
 pub mod cv;
 pub mod evaluate;
+pub mod family;
 pub mod lda;
 pub mod linalg;
 pub mod linear;

@@ -28,6 +28,9 @@ pub struct Report {
     pub chance: f64,
     /// Topographic maps: (title, one value per channel).
     pub maps: Vec<(String, Vec<f64>)>,
+    /// The maps' heading and caption (empty: CSP spatial patterns, with their caption).
+    pub maps_title: String,
+    pub maps_note: String,
     /// Channel positions on the unit disk (azimuthal projection), `None` when unknown.
     pub positions: Vec<Option<[f64; 2]>>,
     pub channel_names: Vec<String>,

@@ -207,21 +207,17 @@ impl fmt::Display for Scalar {
     }
 }
 
-/// The `train` hyper-parameters a config may set, and whether each is an on/off flag.
-pub const TRAIN_PARAMS: &[(&str, bool)] = &[
-    ("n_components", false),
-    ("log", true),
-    ("norm_trace", true),
-    ("shrinkage", false),
-    ("standardize", true),
-    ("kernel", false),
-    ("c", false),
-    ("gamma", false),
-    ("degree", false),
-    ("coef0", false),
-    ("multiclass", false),
-    ("probability", true),
-];
+/// The `train` hyper-parameters a config may set: `pipeline` and every family's declared
+/// parameters (`model/family/`), each with whether it is an on/off flag and, for flags, whether
+/// it is on by default (then `false` is passed as `--no-NAME`).
+pub fn train_params() -> Vec<(&'static str, bool, bool)> {
+    let mut out = vec![("pipeline", false, false)];
+    for (spec, _) in crate::model::family::all_param_specs() {
+        let switch = spec.kind == crate::model::family::Kind::Bool;
+        out.push((spec.name, switch, switch && spec.default == "true"));
+    }
+    out
+}
 
 /// Step names that `steps:` may configure.
 pub const STEP_NAMES: &[&str] = &[
@@ -269,6 +265,34 @@ impl PipelineConfig {
         Ok(config)
     }
 
+    /// Checks `train.params` against the family they name (`pipeline`, default `csp+svm`),
+    /// as `train` will: a value of the wrong type or for another family stops the config
+    /// here. With a `params_file` the family may come from the file, so only names are
+    /// checked.
+    fn check_train_params(&self) -> Result<()> {
+        use crate::model::family::{self, Params};
+        let pipeline = match self.train.params.get("pipeline") {
+            Some(Scalar::Str(s)) => s.clone(),
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "train parameter `pipeline` = `{other}` is not a name"
+                )))
+            }
+            None if self.train.params_file.is_some() => return Ok(()),
+            None => family::DEFAULT.to_owned(),
+        };
+        let mut p = Params::defaults(family::family(&pipeline)?);
+        for (key, value) in self.train.params.iter().filter(|(k, _)| *k != "pipeline") {
+            p.set_text(key, &value.to_string()).map_err(|e| {
+                let e = e.strip_prefix("parameter ").unwrap_or(&e);
+                Error::Invalid(format!("train parameter {e}"))
+            })?;
+        }
+        p.normalized()
+            .map(|_| ())
+            .map_err(|e| Error::Invalid(format!("train parameters: {e}")))
+    }
+
     fn validate(&self) -> Result<()> {
         if self.data.source == DataSource::Uri && self.data.uri.is_none() {
             return Err(Error::Invalid(
@@ -278,21 +302,26 @@ impl PipelineConfig {
         if self.tune.shards == 0 {
             return Err(Error::Invalid("`tune.shards` must be at least 1".into()));
         }
+        let known_params = train_params();
         for (key, value) in &self.train.params {
-            match TRAIN_PARAMS.iter().find(|(k, _)| k == key) {
+            match known_params
+                .iter()
+                .find(|(k, ..)| k == key)
+                .map(|(_, s, _)| s)
+            {
                 None => {
-                    let known: Vec<_> = TRAIN_PARAMS.iter().map(|(k, _)| *k).collect();
+                    let known: Vec<_> = known_params.iter().map(|(k, ..)| *k).collect();
                     return Err(Error::Invalid(format!(
                         "unknown train parameter `{key}` (known: {})",
                         known.join(", ")
                     )));
                 }
-                Some((_, true)) if !matches!(value, Scalar::Bool(_)) => {
+                Some(true) if !matches!(value, Scalar::Bool(_)) => {
                     return Err(Error::Invalid(format!(
                         "train parameter `{key}` must be true or false, not `{value}`"
                     )));
                 }
-                Some((_, false)) if matches!(value, Scalar::Bool(_)) => {
+                Some(false) if matches!(value, Scalar::Bool(_)) => {
                     return Err(Error::Invalid(format!(
                         "train parameter `{key}` takes a value, not `{value}`"
                     )));
@@ -300,6 +329,7 @@ impl PipelineConfig {
                 _ => {}
             }
         }
+        self.check_train_params()?;
         for name in self.steps.keys() {
             if !STEP_NAMES.contains(&name.as_str()) {
                 return Err(Error::Invalid(format!(

@@ -2,7 +2,7 @@
 //! subcommand with its arguments, the artifacts it reads and writes, and the condition under
 //! which it runs. The local runner (`run.rs`) and the Kubeflow emitter (`kfp.rs`) both render it.
 
-use super::config::{DataSource, Mode, PipelineConfig, Scalar, TRAIN_PARAMS};
+use super::config::{train_params, DataSource, Mode, PipelineConfig, Scalar};
 
 /// What kind of thing an artifact is (Kubeflow's `system.*` schema titles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,14 +372,15 @@ pub fn build(config: &PipelineConfig) -> Dag {
         inputs.push(input("params", "import-params", IMPORTED, Artifact));
     }
     // Switches are fixed at compile time; values become parameters.
-    for (key, is_switch) in TRAIN_PARAMS {
-        let Some(value) = tr.params.get(*key) else {
+    // Names and switches come from the families' declarations (`model/family/`).
+    for (key, is_switch, on_by_default) in train_params() {
+        let Some(value) = tr.params.get(key) else {
             continue;
         };
         let flag = format!("--{}", key.replace('_', "-"));
         match (is_switch, value) {
             (true, Scalar::Bool(true)) => args.push(Arg::Lit(flag)),
-            (true, _) if *key == "log" => args.push(lit("--no-log")),
+            (true, _) if on_by_default => args.push(Arg::Lit(format!("--no-{}", &flag[2..]))),
             (true, _) => {}
             (false, v) => {
                 let name = format!("train_{key}");

@@ -1,10 +1,10 @@
 //! The Open Inference Protocol (KServe V2) over REST: health, server and model metadata, and
 //! `infer` with one FP32/FP64 input tensor `[N, channels, samples]` named `eeg`, answered with
 //! the outputs asked for (both by default): `labels` (BYTES, `[N]`) and `scores` (FP64,
-//! `[N, K]`, the SVM decision values). Values come as JSON `data` or, with the binary tensor
-//! data extension ([`v2_binary`]), as raw bytes after the JSON header; outputs go back either
-//! way. Every model route also exists under `/versions/{version}`, where the one version is
-//! the one being served.
+//! `[N, K]`, the model family's decision values or distances: docs/model.md lists them per
+//! family). Values come as JSON `data` or, with the binary tensor data extension
+//! ([`v2_binary`]), as raw bytes after the JSON header; outputs go back either way. Every model
+//! route also exists under `/versions/{version}`, where the one version is the one being served.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -115,14 +115,9 @@ fn metadata(m: &LoadedModel) -> Result<Json<serde_json::Value>, ApiError> {
     })))
 }
 
-/// Columns of the decision values: one for two classes, else one per machine.
+/// Columns of the scores, as the model's family gives them.
 fn score_columns(m: &LoadedModel) -> usize {
-    let k = m.model.classes.len();
-    if k <= 2 {
-        1
-    } else {
-        k
-    }
+    m.model.score_columns()
 }
 
 pub async fn model_ready(State(st): State<Shared>, Path(name): Path<String>) -> Response {

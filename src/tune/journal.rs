@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::classifier::ModelParams;
+use crate::model::family::Params;
 use crate::tune::space::PrepOverrides;
 
 pub const FILE: &str = "journal.jsonl";
@@ -53,7 +53,7 @@ pub struct Record {
     /// The sweep's values for this trial, as the file names them.
     pub values: BTreeMap<String, Value>,
     /// The full model parameters the values resolved to (None if they did not resolve).
-    pub params: Option<ModelParams>,
+    pub params: Option<Params>,
     #[serde(default, skip_serializing_if = "PrepOverrides::is_empty")]
     pub preprocess: PrepOverrides,
     pub accuracy: Option<f64>,
@@ -228,7 +228,7 @@ mod tests {
             index,
             status,
             values: BTreeMap::from([("c".to_owned(), Value::from(index))]),
-            params: Some(ModelParams::default()),
+            params: Some(Params::default()),
             preprocess: PrepOverrides::default(),
             accuracy: Some(0.5),
             kappa: Some(0.0),

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::model::classifier::ModelParams;
+use crate::model::family::Params;
 use crate::model::report::esc;
 use crate::tune::journal::{Record, Status};
 use crate::tune::space::PrepOverrides;
@@ -55,7 +55,7 @@ pub struct TrialsFile {
 /// `best.json`: the parameters under `params`, so `train --params best.json` takes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Best {
-    pub params: ModelParams,
+    pub params: Params,
     /// Preprocessing that differs from the dataset's (apply it with `preprocess` flags).
     #[serde(default, skip_serializing_if = "PrepOverrides::is_empty")]
     pub preprocess: PrepOverrides,

@@ -9,21 +9,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView3, Axis};
+use ndarray::{Array2, Array3, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::classifier::{CheckedParams, Head, ModelParams};
+use crate::model::classifier::{CheckedParams, Head};
 use crate::model::csp::{self, Csp, CspParams, Scatter};
 use crate::model::cv::{self, Evaluation, Split};
 use crate::model::evaluate::Trials;
+use crate::model::family::{csp_svm::CspSvm, DataShape, Family, Labelled, Params};
 use crate::model::metrics::Scores;
 
 /// The outcome of one candidate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrialResult {
-    pub params: ModelParams,
+    pub params: Params,
     /// Mean over the folds run; None when the candidate failed.
     pub accuracy: Option<f64>,
     pub kappa: Option<f64>,
@@ -55,6 +56,10 @@ pub struct Prepared {
     /// `fold_classes[f][k]`: class `k`'s scatter over fold `f`'s training trials.
     fold_classes: Vec<Vec<Scatter>>,
     features: Mutex<HashMap<String, Arc<FoldFeatures>>>,
+    /// The trials themselves, for families without a shared-work path (float32, as datasets
+    /// hold them).
+    x: Array3<f32>,
+    data: DataShape,
 }
 
 impl Prepared {
@@ -62,6 +67,7 @@ impl Prepared {
     pub fn new<T: csp::Sample + Sync>(
         x: ArrayView3<'_, T>,
         trials: Trials<'_>,
+        rate: f64,
         evaluation: Evaluation,
         seed: u64,
     ) -> Result<Prepared> {
@@ -84,6 +90,12 @@ impl Prepared {
             scatters,
             fold_classes,
             features: Mutex::new(HashMap::new()),
+            x: x.mapv(|v| Into::<f64>::into(v) as f32),
+            data: DataShape {
+                n_channels: x.len_of(Axis(1)),
+                n_samples: x.len_of(Axis(2)),
+                rate,
+            },
         })
     }
 
@@ -132,20 +144,71 @@ impl Prepared {
         Ok((accuracy, kappa, false))
     }
 
+    /// Fits and scores a candidate of a family without shared work, fold by fold, asking
+    /// `stop` after each whether to go on.
+    fn score_alone(
+        &self,
+        params: &Params,
+        stop: impl Fn(&[f64], &[f64]) -> bool,
+    ) -> Result<(Vec<f64>, Vec<f64>, bool)> {
+        let y = &self.y;
+        let mut accuracy = Vec::with_capacity(self.splits.len());
+        let mut kappa = Vec::with_capacity(self.splits.len());
+        for f in 0..self.splits.len() {
+            let split = &self.splits[f..=f];
+            let set = Labelled {
+                x: self.x.view().into(),
+                y,
+                n_classes: self.n_classes,
+                data: self.data,
+            };
+            let outcome = params
+                .family()
+                .evaluate_folds(set, params, split, &|_, _, _| {})
+                .pop()
+                .unwrap_or_else(|| Err(Error::Internal("no fold outcome".into())));
+            let (predicted, _) = outcome.map_err(|e| match e {
+                Error::Data(m) => Error::Data(format!("fold {}: {m}", f + 1)),
+                other => other,
+            })?;
+            let truth: Vec<usize> = split[0].test.iter().map(|&i| y[i]).collect();
+            let s = Scores::new(&truth, &predicted, self.n_classes);
+            accuracy.push(s.accuracy);
+            kappa.push(s.kappa);
+            if f + 1 < self.splits.len() && stop(&accuracy, &kappa) {
+                return Ok((accuracy, kappa, true));
+            }
+        }
+        Ok((accuracy, kappa, false))
+    }
+
     /// Evaluates every candidate on up to `jobs` threads. `prune` may stop a candidate after
     /// any fold but the last; `on_result` is called as each candidate finishes.
     pub fn evaluate(
         &self,
-        candidates: &[ModelParams],
+        candidates: &[Params],
         jobs: usize,
         prune: &Prune<'_>,
         on_result: &(dyn Fn(usize, &TrialResult) + Sync),
     ) -> Result<Vec<TrialResult>> {
         // Check every candidate once; the invalid ones fail with their reason, the rest are
         // grouped by CSP setting so each setting's CSP is fitted once per fold, ever.
-        let checked: Vec<std::result::Result<CheckedParams, String>> = candidates
+        // `csp+svm` candidates share CSP fits; the other families run alone (`None` here).
+        let checked: Vec<std::result::Result<Option<CheckedParams>, String>> = candidates
             .iter()
-            .map(|p| p.check(self.n_channels).map_err(|e| e.to_string()))
+            .map(|p| {
+                if p.pipeline() != CspSvm.name() {
+                    return p
+                        .family()
+                        .check(p, self.data)
+                        .map(|_| None)
+                        .map_err(|e| e.to_string());
+                }
+                CspSvm::typed(p)
+                    .and_then(|m| m.check(self.n_channels))
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            })
             .collect();
         let mut keys: Vec<Option<String>> = Vec::with_capacity(candidates.len());
         let mut missing: Vec<(String, CspParams)> = Vec::new();
@@ -153,7 +216,7 @@ impl Prepared {
             let cache = self.lock_features();
             for c in &checked {
                 keys.push(match c {
-                    Ok(p) => {
+                    Ok(Some(p)) => {
                         let key = serde_json::to_string(&p.csp)
                             .map_err(|e| Error::encode("csp parameters", e))?;
                         if !cache.contains_key(&key) && !missing.iter().any(|(k, _)| *k == key) {
@@ -161,7 +224,7 @@ impl Prepared {
                         }
                         Some(key)
                     }
-                    Err(_) => None,
+                    Ok(None) | Err(_) => None,
                 });
             }
         }
@@ -180,11 +243,14 @@ impl Prepared {
             let start = Instant::now();
             let outcome = match (&checked[i], features[i].as_deref()) {
                 (Err(reason), _) => Err(reason.clone()),
-                (Ok(_), Some(Err(reason))) => Err(reason.clone()),
-                (Ok(p), Some(Ok(f))) => self
+                (Ok(None), _) => self
+                    .score_alone(&candidates[i], |acc, kap| prune(i, acc, kap))
+                    .map_err(|e| e.to_string()),
+                (Ok(Some(_)), Some(Err(reason))) => Err(reason.clone()),
+                (Ok(Some(p)), Some(Ok(f))) => self
                     .score(p, f, |acc, kap| prune(i, acc, kap))
                     .map_err(|e| e.to_string()),
-                (Ok(_), None) => Err("internal: no CSP setting".to_owned()),
+                (Ok(Some(_)), None) => Err("internal: no CSP setting".to_owned()),
             };
             let result = match outcome {
                 Ok((acc, kap, pruned)) => TrialResult {
@@ -222,16 +288,18 @@ impl Prepared {
 
 /// Evaluates every candidate with `evaluation` (the same folds for all, from `seed`) on up to
 /// `jobs` threads, without pruning. `on_result` is called as each candidate finishes.
+#[allow(clippy::too_many_arguments)] // the one-call form of `Prepared::new` + `evaluate`
 pub fn run<'a, T: csp::Sample + Sync>(
     x: ArrayView3<'a, T>,
     trials: Trials<'a>,
-    candidates: &[ModelParams],
+    candidates: &[Params],
+    rate: f64,
     evaluation: Evaluation,
     seed: u64,
     jobs: usize,
     on_result: &(dyn Fn(usize, &TrialResult) + Sync),
 ) -> Result<Vec<TrialResult>> {
-    Prepared::new(x, trials, evaluation, seed)?.evaluate(
+    Prepared::new(x, trials, rate, evaluation, seed)?.evaluate(
         candidates,
         jobs,
         &|_, _, _| false,
@@ -261,7 +329,9 @@ fn parallel_map<R: Send>(n: usize, jobs: usize, f: impl Fn(usize) -> R + Sync) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::classifier::ModelParams;
     use crate::model::evaluate;
+    use crate::model::family::csp_svm::params_of;
     use ndarray::Array3;
     use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
@@ -296,7 +366,7 @@ mod tests {
             sessions: &sessions,
         };
         let base = ModelParams::default();
-        let candidates = vec![
+        let candidates = [
             ModelParams {
                 n_components: 2,
                 kernel: "linear".parse().unwrap(),
@@ -317,11 +387,13 @@ mod tests {
                 ..base.clone()
             },
         ];
+        let candidates: Vec<Params> = candidates.iter().map(params_of).collect();
         let seen = AtomicUsize::new(0);
         let results = run(
             x.view(),
             trials,
             &candidates,
+            250.0,
             Evaluation::KFold(3),
             5,
             2,
@@ -336,10 +408,16 @@ mod tests {
             "every candidate is reported"
         );
         for (p, r) in candidates.iter().zip(&results).take(3) {
+            let shape = DataShape {
+                n_channels: 6,
+                n_samples: 100,
+                rate: 250.0,
+            };
             let alone = evaluate::evaluate(
-                x.view(),
+                x.view().into(),
                 trials,
-                &p.check(6).unwrap(),
+                p,
+                shape,
                 Evaluation::KFold(3),
                 5,
                 &|_| {},

@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::model::classifier::ModelParams;
 use crate::model::cv::Evaluation;
 use crate::model::evaluate::Trials;
+use crate::model::family::Params;
 use crate::preprocess::{self, PreprocessConfig, SourceFile};
 use crate::signal::epochs::EpochSpec;
 use crate::tune::journal::{Header, Journal, Record, Status};
@@ -46,7 +46,7 @@ pub struct TuneConfig {
     /// Discard an existing journal instead of resuming it.
     pub restart: bool,
     /// Parameters the sweep does not vary (defaults, or a `--params` file).
-    pub base: ModelParams,
+    pub base: Params,
 }
 
 /// What a sweep reports as it goes.
@@ -377,7 +377,7 @@ impl State<'_> {
                 }
                 continue;
             }
-            let models: Vec<ModelParams> = members.iter().map(|(_, c)| c.model.clone()).collect();
+            let models: Vec<Params> = members.iter().map(|(_, c)| c.model.clone()).collect();
             let metric = self.metric;
             let goal = self.goal;
             let prune = |_: usize, acc: &[f64], kap: &[f64]| {
@@ -497,6 +497,7 @@ fn prepare(dataset: &Dataset, config: &TuneConfig) -> Result<Prepared> {
             subjects: &subjects,
             sessions: &sessions,
         },
+        dataset.meta.rate,
         config.evaluation,
         config.seed,
     )
@@ -575,7 +576,7 @@ fn running_mean(folds: &[f64], r: usize) -> Option<f64> {
 fn failed(
     index: usize,
     values: &BTreeMap<String, Value>,
-    params: Option<ModelParams>,
+    params: Option<Params>,
     preprocess: PrepOverrides,
     reason: String,
 ) -> Record {

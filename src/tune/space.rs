@@ -1,10 +1,11 @@
 //! From a sweep's parameter values to what bciops runs: the model's hyper-parameters and, when
 //! the sweep varies them, the preprocessing (band edges, filter order, window).
 //!
-//! Sweep files name parameters as `train` flags and `best.json` do (`n_components`, `log`,
-//! `norm_trace`, `shrinkage`, `standardize`, `kernel`, `c`, `gamma`, `degree`, `coef0`,
-//! `multiclass`), plus `l_freq`, `h_freq`, `filter_order`, `tmin` and `tmax` for preprocessing.
-//! `C` (scikit-learn's and the original W&B sweep's spelling) and `order` are accepted aliases.
+//! Sweep files name parameters as `train` flags and `best.json` do: `pipeline` (the family)
+//! and every parameter some family declares (`model/family/`), plus `l_freq`, `h_freq`,
+//! `filter_order`, `tmin` and `tmax` for preprocessing. `C` (scikit-learn's and the original
+//! W&B sweep's spelling) and `order` are accepted aliases. A sweep over `pipeline` may name
+//! parameters that apply only to some families: each candidate takes those of its own family.
 
 use std::collections::BTreeMap;
 
@@ -12,23 +13,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::classifier::ModelParams;
+use crate::model::family::{self, Params};
 use crate::tune::sweep::{Param, Sweep};
 
-/// Model parameters a sweep may vary.
-pub const MODEL_PARAMS: &[&str] = &[
-    "n_components",
-    "log",
-    "norm_trace",
-    "shrinkage",
-    "standardize",
-    "kernel",
-    "c",
-    "gamma",
-    "degree",
-    "coef0",
-    "multiclass",
-];
+/// Model parameters a sweep may vary: `pipeline` and every family's declared parameters.
+pub fn model_params() -> Vec<&'static str> {
+    let mut out = vec!["pipeline"];
+    out.extend(family::all_param_names());
+    out
+}
 
 /// Preprocessing parameters a sweep may vary (they need the dataset's source recordings).
 pub const PREPROCESS_PARAMS: &[&str] = &["l_freq", "h_freq", "filter_order", "tmin", "tmax"];
@@ -43,11 +36,10 @@ pub fn canonical(name: &str) -> Option<&'static str> {
         "order" => "filter_order",
         other => other,
     };
-    MODEL_PARAMS
-        .iter()
-        .chain(PREPROCESS_PARAMS)
-        .find(|known| **known == name)
-        .copied()
+    model_params()
+        .into_iter()
+        .chain(PREPROCESS_PARAMS.iter().copied())
+        .find(|known| *known == name)
 }
 
 /// Preprocessing that differs from the dataset's own; None keeps the dataset's value.
@@ -94,7 +86,7 @@ impl PrepOverrides {
 pub struct Candidate {
     /// The sweep's values, as the file names them (the trial id hashes these).
     pub values: BTreeMap<String, Value>,
-    pub model: ModelParams,
+    pub model: Params,
     pub prep: PrepOverrides,
 }
 
@@ -112,10 +104,9 @@ pub fn check_names(sweep: &Sweep) -> Result<()> {
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        let known: Vec<&str> = MODEL_PARAMS
-            .iter()
-            .chain(PREPROCESS_PARAMS)
-            .copied()
+        let known: Vec<&str> = model_params()
+            .into_iter()
+            .chain(PREPROCESS_PARAMS.iter().copied())
             .collect();
         return Err(Error::Invalid(format!(
             "unknown sweep parameter{} `{}` (known: {}; `C` and `order` are aliases)",
@@ -139,8 +130,40 @@ pub fn check_names(sweep: &Sweep) -> Result<()> {
 /// Checks every listed value (categorical and constant parameters) on its own against `base`,
 /// so a typo such as `kernel: [rbf, rfb]` stops the sweep before it starts; every problem is
 /// listed, one per line.
-pub fn check_values(sweep: &Sweep, base: &ModelParams) -> Result<()> {
+pub fn check_values(sweep: &Sweep, base: &Params) -> Result<()> {
     let mut problems = Vec::new();
+    // Every model parameter must apply to some family the sweep can pick.
+    let pipelines: Vec<String> = match sweep.parameters.get("pipeline") {
+        None => vec![base.pipeline().to_owned()],
+        Some(Param::Constant(v)) => vec![v.as_str().unwrap_or_default().to_owned()],
+        Some(Param::Categorical { values, .. }) => values
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        Some(Param::Distribution(_)) => {
+            problems.push("parameters.pipeline: takes `values`, not a distribution".to_owned());
+            Vec::new()
+        }
+    };
+    let families: Vec<&'static dyn family::Family> = pipelines
+        .iter()
+        .filter_map(|p| family::family(p).ok())
+        .collect();
+    for name in sweep.parameters.keys() {
+        let Some(c) = canonical(name) else { continue };
+        if c == "pipeline" || PREPROCESS_PARAMS.contains(&c) || families.is_empty() {
+            continue;
+        }
+        if !families
+            .iter()
+            .any(|f| f.params().iter().any(|p| p.name == c))
+        {
+            problems.push(format!(
+                "parameters.{name}: applies to none of the pipelines searched ({})",
+                pipelines.join(", ")
+            ));
+        }
+    }
     for (name, param) in &sweep.parameters {
         let values: Vec<&Value> = match param {
             Param::Constant(v) => vec![v],
@@ -172,12 +195,18 @@ pub fn check_values(sweep: &Sweep, base: &ModelParams) -> Result<()> {
 /// with these values fails.
 pub fn candidate(
     values: &BTreeMap<String, Value>,
-    base: &ModelParams,
+    base: &Params,
 ) -> std::result::Result<Candidate, String> {
-    let mut model = match serde_json::to_value(base) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err("internal: model parameters are not a JSON object".into()),
+    let family = match values
+        .iter()
+        .find(|(k, _)| canonical(k) == Some("pipeline"))
+        .map(|(_, v)| v)
+    {
+        None => base.family(),
+        Some(Value::String(s)) => family::family(s).map_err(|e| e.to_string())?,
+        Some(other) => return Err(format!("`pipeline` = `{other}` is not a name")),
     };
+    let mut model = base.with_family(family);
     let mut prep = serde_json::Map::new();
     for (name, value) in values {
         let Some(c) = canonical(name) else {
@@ -191,14 +220,21 @@ pub fn candidate(
             }
             _ => value.clone(),
         };
+        if c == "pipeline" {
+            continue;
+        }
         if PREPROCESS_PARAMS.contains(&c) {
             prep.insert(c.to_owned(), value);
-        } else {
-            model.insert(c.to_owned(), value);
+        } else if family.params().iter().any(|p| p.name == c) {
+            model
+                .set(c, value)
+                .map_err(|e| format!("{e} (in {})", shown(values)))?;
         }
+        // Otherwise the parameter belongs to another family the sweep also searches.
     }
-    let model: ModelParams =
-        serde_json::from_value(Value::Object(model)).map_err(|e| describe(values, e))?;
+    let model = model
+        .normalized()
+        .map_err(|e| format!("{e} (in {})", shown(values)))?;
     let prep: PrepOverrides =
         serde_json::from_value(Value::Object(prep)).map_err(|e| describe(values, e))?;
     Ok(Candidate {
@@ -208,9 +244,13 @@ pub fn candidate(
     })
 }
 
-fn describe(values: &BTreeMap<String, Value>, e: serde_json::Error) -> String {
+fn shown(values: &BTreeMap<String, Value>) -> String {
     let shown: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{e} (in {})", shown.join(", "))
+    shown.join(", ")
+}
+
+fn describe(values: &BTreeMap<String, Value>, e: serde_json::Error) -> String {
+    format!("{e} (in {})", shown(values))
 }
 
 #[cfg(test)]
@@ -222,9 +262,9 @@ mod tests {
     fn the_original_grid_maps_onto_model_parameters() {
         let s = sweep::read(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/sweep.yaml")).unwrap();
         check_names(&s).unwrap();
-        check_values(&s, &ModelParams::default()).unwrap();
+        check_values(&s, &Params::default()).unwrap();
         let grid = s.grid();
-        let c = candidate(&grid[0], &ModelParams::default()).unwrap();
+        let c = candidate(&grid[0], &Params::default()).unwrap();
         assert!(c.prep.is_empty());
         assert_eq!(c.values, grid[0]);
     }
@@ -237,9 +277,9 @@ mod tests {
             ("l_freq".to_owned(), Value::from(7)),
             ("order".to_owned(), Value::from(4)),
         ]);
-        let c = candidate(&values, &ModelParams::default()).unwrap();
-        assert_eq!(c.model.c, 0.5);
-        assert_eq!(c.model.kernel.to_string(), "linear");
+        let c = candidate(&values, &Params::default()).unwrap();
+        assert_eq!(c.model.get("c"), Some(&Value::from(0.5)));
+        assert_eq!(c.model.get("kernel"), Some(&Value::from("linear")));
         assert_eq!(c.prep.l_freq, Some(7.0));
         assert_eq!(c.prep.filter_order, Some(4));
         assert_eq!(c.prep.h_freq, None);
@@ -256,9 +296,9 @@ mod tests {
         let grid = s.grid();
         // W&B's grid gives `2.0` for `q_uniform` with its default `q: 1.0`.
         assert_eq!(grid[0]["n_components"], Value::from(2.0));
-        let c = candidate(&grid[0], &ModelParams::default()).unwrap();
-        assert_eq!(c.model.c, 0.5);
-        assert_eq!(c.model.n_components, 2);
+        let c = candidate(&grid[0], &Params::default()).unwrap();
+        assert_eq!(c.model.get("c").and_then(Value::as_f64), Some(0.5));
+        assert_eq!(c.model.get("n_components"), Some(&Value::from(2)));
         assert_eq!(c.values, grid[0], "the trial keeps the values as given");
         let s = sweep::parse(
             "method: grid\nparameters:\n  a: {parameters: {c: {values: [1]}}}\n  b: {parameters: {C: {values: [2]}}}\n",
@@ -276,7 +316,7 @@ mod tests {
             "inline",
         )
         .unwrap();
-        let e = check_values(&s, &ModelParams::default())
+        let e = check_values(&s, &Params::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("2 bad values"), "{e}");

@@ -79,24 +79,31 @@ impl Report {
             } else {
                 &self.map_unit
             };
+            let csp_note = format!(
+                "Each map is one component's spatial pattern (its forward model: how the \
+                 source the filter extracts projects onto the electrodes), seen from \
+                 above, nose up, interpolated by a thin-plate spline between the \
+                 electrodes (dots). Red and blue are opposite signs; all maps share the \
+                 colour scale ({unit}), so their strengths compare; a pattern's overall \
+                 sign is arbitrary."
+            );
+            // A family other than CSP names its own maps (tangent-space reference, class
+            // means, selected filter-bank patterns).
+            let (heading, note) = if self.maps_title.is_empty() {
+                ("CSP spatial patterns", csp_note.as_str())
+            } else {
+                (self.maps_title.as_str(), self.maps_note.as_str())
+            };
             match maps_svg(&self.maps, &self.positions, &self.channel_names, unit) {
-                Some(svg) => figure(
-                    &mut h,
-                    "CSP spatial patterns",
-                    &svg,
-                    &format!(
-                        "Each map is one component's spatial pattern (its forward model: how the \
-                         source the filter extracts projects onto the electrodes), seen from \
-                         above, nose up, interpolated by a thin-plate spline between the \
-                         electrodes (dots). Red and blue are opposite signs; all maps share the \
-                         colour scale ({unit}), so their strengths compare; a pattern's overall \
-                         sign is arbitrary."
-                    ),
-                ),
-                None => h.push_str(
-                    "<figure><h2>CSP spatial patterns</h2><p>Channel positions are unknown for \
-                     this montage, so the patterns are not drawn.</p></figure>",
-                ),
+                Some(svg) => figure(&mut h, heading, &svg, note),
+                None => {
+                    let _ = write!(
+                        h,
+                        "<figure><h2>{}</h2><p>Channel positions are unknown for this \
+                         montage, so the maps are not drawn.</p></figure>",
+                        esc(heading)
+                    );
+                }
             }
         }
         if let Some(svg) = self
@@ -141,6 +148,8 @@ mod tests {
             positions: vec![Some([0.0, 0.0]), Some([-0.5, 0.0]), Some([0.0, 0.5]), None],
             channel_names: vec!["Cz".into(), "C3".into(), "Fz".into(), "X".into()],
             map_unit: String::new(),
+            maps_title: String::new(),
+            maps_note: String::new(),
             spectra: Some(Spectra {
                 freqs: vec![0.0, 10.0, 20.0],
                 channels: vec![("C3".into(), vec![vec![1.0, 4.0, 2.0], vec![1.0, 2.0, 2.0]])],
