@@ -130,6 +130,12 @@ fn follows_the_alias(registry: &str, name: &str) {
         (&"promoted".into(), &2.into())
     );
     server.wait_until("version 2", |s| s.get_json("/readyz")["version"] == "2");
+    // The reload finishes a moment after the new model answers: it removes the old download,
+    // then counts the reload and relabels the metrics. Wait for that end, not only the swap.
+    let info = format!("bciops_model_info{{name=\"{name}\",version=\"2\"}} 1");
+    server.wait_until("the metrics of version 2", |s| {
+        s.get("/metrics").1.contains(&info) && reload_count(s) > reloads
+    });
     let meta = server.get_json(&format!("/v2/models/{name}"));
     assert_eq!(meta["versions"], serde_json::json!(["2"]), "{meta}");
     assert_eq!(versioned("2").0, 200);
