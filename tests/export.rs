@@ -231,6 +231,52 @@ fn onnx_gives_what_serve_gives_four_classes_sigmoid() {
     );
 }
 
+#[test]
+fn onnx_gives_what_serve_gives_csp_lda_two_classes() {
+    onnx_matches_serve(
+        "csp+lda, 2 classes",
+        "left,right",
+        &[],
+        &["--pipeline", "csp+lda"],
+    );
+}
+
+#[test]
+fn onnx_gives_what_serve_gives_csp_lr_four_classes_standardised() {
+    onnx_matches_serve(
+        "csp+lr, 4 classes, standardised",
+        "left,right,feet,tongue",
+        &[],
+        &["--pipeline", "csp+lr", "--standardize"],
+    );
+}
+
+#[test]
+fn families_export_cannot_write_are_refused_by_name_and_train_leaves_out_model_onnx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = epochs(tmp.path(), "42", "12", "left,right", &[]);
+    let model = tmp.path().join("model");
+    train(&data, &model, &["--pipeline", "ts+lr"]);
+    assert!(
+        !model.join("model.onnx").exists(),
+        "a family the exporter cannot write gets no model.onnx"
+    );
+    let mlmodel = std::fs::read_to_string(model.join("MLmodel")).unwrap();
+    assert!(!mlmodel.contains("python_function"), "{mlmodel}");
+    let out = tmp.path().join("m.onnx");
+    bciops([
+        "export",
+        "--model",
+        s(&model),
+        "--format",
+        "onnx",
+        "--out",
+        s(&out),
+    ])
+    .fails(2, "a `ts+lr` model cannot be exported to ONNX");
+    assert!(!out.exists(), "nothing written");
+}
+
 /// The sha256 lines of a model directory's checksums, by file name.
 fn listed(model: &Path) -> Vec<String> {
     std::fs::read_to_string(model.join("checksums.sha256"))

@@ -27,8 +27,9 @@ use prost::Message;
 use crate::dataset::FilterMeta;
 use crate::error::{Error, Result};
 use crate::model::artifact::ModelFile;
-use crate::model::classifier::Fitted;
 use crate::model::csp::Csp;
+use crate::model::family::{CspHead, CspStages};
+use crate::model::linear::Linear;
 use crate::model::scaler::StandardScaler;
 use crate::model::svm::{FittedKernel, Multiclass, SvmModel};
 use crate::signal::filter;
@@ -56,8 +57,8 @@ pub fn to_bytes(model: &ModelFile) -> Result<Vec<u8>> {
 /// The ONNX model of `model`.
 pub fn to_proto(model: &ModelFile) -> Result<ModelProto> {
     let (channels, samples) = model.trial_shape();
-    let fitted = csp_svm(model)?;
-    let names = class_names(fitted, model)?;
+    let stages = csp_stages(model)?;
+    let names = class_names(&stages, model)?;
     let mut g = Graph::default();
     let batch = Dim::Named("batch");
     let eeg = g.input(
@@ -67,12 +68,15 @@ pub fn to_proto(model: &ModelFile) -> Result<ModelProto> {
     );
     let x = g.op("Cast", &[&eeg], vec![int("to", elem::DOUBLE.into())]);
     let x = band_pass(&mut g, &x, &model.preprocessing.filter, samples)?;
-    let z = spatial_filter(&mut g, &x, &fitted.csp);
-    let mut features = power(&mut g, &z, fitted.csp.log());
-    if let Some(scaler) = &fitted.scaler {
+    let z = spatial_filter(&mut g, &x, stages.csp);
+    let mut features = power(&mut g, &z, stages.csp.log());
+    if let Some(scaler) = stages.scaler {
         features = standardise(&mut g, &features, scaler);
     }
-    let head = svm(&mut g, &features, &fitted.svm);
+    let head = match stages.head {
+        CspHead::Svm(model) => svm(&mut g, &features, model),
+        CspHead::Linear(map) => linear(&mut g, &features, map),
+    };
     let table = g.strings("class_names", &names);
     let labels = g.op("Gather", &[&table, &head.class], vec![int("axis", 0)]);
     g.output(&labels, LABELS, elem::STRING, std::slice::from_ref(&batch));
@@ -84,7 +88,7 @@ pub fn to_proto(model: &ModelFile) -> Result<ModelProto> {
     );
     let doc = format!(
         "bciops {} model: raw EEG trials ({channels} channels × {samples} samples, µV, float32) \
-         → `{LABELS}` (class names: {}) and `{SCORES}` (SVM decision values, as scikit-learn's \
+         → `{LABELS}` (class names: {}) and `{SCORES}` (the head's decision values, as scikit-learn's \
          decision_function)",
         model.bciops_version,
         model.classes.join(", ")
@@ -121,21 +125,26 @@ pub fn to_proto(model: &ModelFile) -> Result<ModelProto> {
     })
 }
 
-/// The CSP + SVM stages of `model`: the family the exporter writes today. Others are refused
-/// (exit 2), which `train` takes as "no `model.onnx`".
-fn csp_svm(model: &ModelFile) -> Result<&Fitted> {
-    model.fitted.as_csp_svm().ok_or_else(|| {
+/// The CSP stages of `model`: the families the exporter writes today (`csp+svm`, `csp+lda`,
+/// `csp+lr`). Others are refused (exit 2), which `train` takes as "no `model.onnx`".
+fn csp_stages(model: &ModelFile) -> Result<CspStages<'_>> {
+    model.fitted.csp_stages().ok_or_else(|| {
         Error::Invalid(format!(
-            "a `{}` model cannot be exported to ONNX: export writes `csp+svm` models only",
+            "a `{}` model cannot be exported to ONNX: export writes `csp+svm`, `csp+lda` and \
+             `csp+lr` models",
             model.params.pipeline()
         ))
     })
 }
 
-/// The class name of each SVM class, in the SVM's order: the output table of `Gather`.
-fn class_names(fitted: &Fitted, model: &ModelFile) -> Result<Vec<String>> {
-    fitted
-        .svm
+/// The class name of each head class, in the head's order: the output table of `Gather`.
+/// A linear head's classes are the model's, in order.
+fn class_names(stages: &CspStages<'_>, model: &ModelFile) -> Result<Vec<String>> {
+    let svm = match stages.head {
+        CspHead::Svm(svm) => svm,
+        CspHead::Linear(_) => return Ok(model.classes.clone()),
+    };
+    svm
         .classes
         .iter()
         .map(|&label| {
@@ -321,6 +330,44 @@ fn svm(g: &mut Graph, f: &str, svm: &SvmModel) -> Head {
         class,
         scores,
         n_scores: n_classes,
+    }
+}
+
+/// A linear head (LDA, logistic regression): `scores = f · coefᵀ + intercept`, the class the
+/// sign of the one score (two classes: a score of exactly zero is the first class, as
+/// `linear::label`) or the first largest score.
+fn linear(g: &mut Graph, f: &str, map: &Linear) -> Head {
+    let (n_outputs, n_features) = map.coef.dim();
+    let coef_t: Vec<f64> = map.coef.t().iter().copied().collect();
+    let coef_t = g.f64s("linear_coef", &[n_features, n_outputs], &coef_t);
+    let intercept = g.f64s("linear_intercept", &[n_outputs], &map.intercept.to_vec());
+    let product = g.op2("MatMul", f, &coef_t);
+    let scores = g.op2("Add", &product, &intercept);
+    if n_outputs == 1 {
+        let zero = g.f64_scalar("zero", 0.0);
+        let positive = g.op2("Greater", &scores, &zero);
+        let index = g.op("Cast", &[&positive], vec![int("to", elem::INT64.into())]);
+        let axes = g.i64s("axes", &[1]);
+        let class = g.op2("Squeeze", &index, &axes);
+        return Head {
+            class,
+            scores,
+            n_scores: 1,
+        };
+    }
+    let class = g.op(
+        "ArgMax",
+        &[&scores],
+        vec![
+            int("axis", 1),
+            int("keepdims", 0),
+            int("select_last_index", 0),
+        ],
+    );
+    Head {
+        class,
+        scores,
+        n_scores: n_outputs,
     }
 }
 

@@ -35,6 +35,10 @@ pub trait Features: Serialize + DeserializeOwned + Debug + Clone + Send + Sync +
     fn transform(&self, x: Trials3<'_>) -> Result<Array2<f64>>;
     fn n_channels(&self) -> usize;
     fn n_features(&self) -> usize;
+    /// The CSP inside, for the ONNX exporter (`src/export/onnx.rs`); `None`: not exported.
+    fn as_csp(&self) -> Option<&Csp> {
+        None
+    }
     /// Facts and scalp maps of this stage for the report.
     fn report(&self, params: &Params) -> ReportParts;
 }
@@ -50,6 +54,10 @@ pub trait Head: Serialize + DeserializeOwned + Debug + Clone + Send + Sync + 'st
     fn predict_proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>>;
     /// One line for the report.
     fn fact(&self) -> (String, String);
+    /// The linear map inside a linear head, for the ONNX exporter; `None`: not exported.
+    fn as_linear(&self) -> Option<&crate::model::linear::Linear> {
+        None
+    }
     /// Checks the fitted values against each other (on load).
     fn validate(&self) -> Result<()> {
         Ok(())
@@ -181,6 +189,13 @@ impl<F: Features, H: Head> Fitted for Chain<F, H> {
     fn predict_proba(&self, x: Trials3<'_>) -> Result<Array2<f64>> {
         self.head.predict_proba(self.head_input(x)?.view())
     }
+    fn csp_stages(&self) -> Option<super::CspStages<'_>> {
+        Some(super::CspStages {
+            csp: self.features.as_csp()?,
+            scaler: self.scaler.as_ref(),
+            head: super::CspHead::Linear(self.head.as_linear()?),
+        })
+    }
     fn report(&self, params: &Params) -> ReportParts {
         let mut parts = self.features.report(params);
         parts.facts.push(self.head.fact());
@@ -213,6 +228,9 @@ pub fn csp_params(params: &Params) -> Result<CspParams> {
 }
 
 impl Features for Csp {
+    fn as_csp(&self) -> Option<&Csp> {
+        Some(self)
+    }
     const STAGE: &'static str = "csp";
     fn fit(
         x: Trials3<'_>,
@@ -326,6 +344,9 @@ pub struct LdaPart {
 }
 
 impl Head for Lda {
+    fn as_linear(&self) -> Option<&crate::model::linear::Linear> {
+        Some(&self.linear)
+    }
     const STAGE: &'static str = "lda";
     fn fit(x: ArrayView2<f64>, y: &[usize], n_classes: usize, params: &Params) -> Result<Self> {
         let p: LdaPart = params.typed()?;
@@ -370,6 +391,9 @@ pub struct LrPart {
 }
 
 impl Head for LogisticRegression {
+    fn as_linear(&self) -> Option<&crate::model::linear::Linear> {
+        Some(&self.linear)
+    }
     const STAGE: &'static str = "logistic_regression";
     fn fit(x: ArrayView2<f64>, y: &[usize], n_classes: usize, params: &Params) -> Result<Self> {
         let p: LrPart = params.typed()?;

@@ -254,8 +254,12 @@ impl Fitted for classifier::Fitted {
     fn predict_trial(&self, trial: ArrayView2<f64>) -> Result<usize> {
         classifier::Fitted::predict_trial(self, trial)
     }
-    fn as_csp_svm(&self) -> Option<&classifier::Fitted> {
-        Some(self)
+    fn csp_stages(&self) -> Option<super::CspStages<'_>> {
+        Some(super::CspStages {
+            csp: &self.csp,
+            scaler: self.scaler.as_ref(),
+            head: super::CspHead::Svm(&self.svm),
+        })
     }
     fn report(&self, params: &Params) -> ReportParts {
         let mut parts = ReportParts::default();

@@ -383,11 +383,25 @@ pub trait Fitted: Send + Sync + fmt::Debug {
     }
     /// Facts and scalp maps for `report.html`.
     fn report(&self, params: &Params) -> ReportParts;
-    /// The CSP + SVM pipeline inside, for the stages the ONNX exporter writes today
-    /// (`src/export/onnx.rs`); other families answer `None` and are not exported.
-    fn as_csp_svm(&self) -> Option<&crate::model::classifier::Fitted> {
+    /// The stages the ONNX exporter writes today (`src/export/onnx.rs`): CSP, an optional
+    /// scaler and an SVM or linear head. Other families answer `None` and are not exported.
+    fn csp_stages(&self) -> Option<CspStages<'_>> {
         None
     }
+}
+
+/// A CSP model's stages as the ONNX exporter reads them.
+pub struct CspStages<'a> {
+    pub csp: &'a crate::model::csp::Csp,
+    pub scaler: Option<&'a crate::model::scaler::StandardScaler>,
+    pub head: CspHead<'a>,
+}
+
+/// The head after CSP: scikit-learn's `SVC`, or a linear map (LDA, logistic regression) whose
+/// class is the sign of its one score (two classes) or its first largest score.
+pub enum CspHead<'a> {
+    Svm(&'a crate::model::svm::SvmModel),
+    Linear(&'a crate::model::linear::Linear),
 }
 
 /// A family's hyper-parameters: the family and one value per declared parameter.
